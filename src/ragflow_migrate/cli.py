@@ -1,0 +1,290 @@
+"""Command line: each verb builds its context and calls the runner or a report.
+
+Logs go to stdout for the verbs that do work (``run``, ``wait``, ``wait-for-version``); the
+report verbs (``status``, ``plan``) print their report on stdout and log to stderr, so that
+``status --json | jq`` works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from . import __version__, events, interrupt, logs
+from .config import LOG_FORMATS, LOG_LEVELS, SPECS, Settings, env_flag, load_settings
+from .errors import ConfigError, ExitCode, MigrateError, PendingError
+from .releases import KNOWN_RELEASES, NEWEST_RELEASE
+
+EXIT_CODE_HELP = "\n".join(f"  {code.value:>3}  {code.name.lower()}" for code in ExitCode)
+
+
+# --- argument parsing -------------------------------------------------------------------------
+
+
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    conn = common.add_argument_group("connection (default: RAGFlow's MYSQL_* variables, then --config)")
+    conn.add_argument("--host", help="MySQL host (MYSQL_HOST)")
+    conn.add_argument("--port", help="MySQL port (MYSQL_PORT, default 3306)")
+    conn.add_argument("--user", help="MySQL user (MYSQL_USER, default root)")
+    conn.add_argument("--database", "--dbname", dest="database", help="database (MYSQL_DBNAME, default rag_flow)")
+    conn.add_argument("--password-file", help="read the password from this file (MYSQL_PASSWORD otherwise)")
+    conn.add_argument("--config", help="RAGFlow service_conf.yaml (local.service_conf.yaml beside it is "
+                      "laid over it; default /ragflow/conf/service_conf.yaml when present)")
+    conn.add_argument("--ssl-ca", help="CA bundle: connect with TLS and verify the server")
+    tool = common.add_argument_group("behaviour (each also RAGFLOW_MIGRATE_<NAME>, e.g. RAGFLOW_MIGRATE_LOCK_TIMEOUT)")
+    tool.add_argument("--target-version", help=f"RAGFlow release to migrate to (default {NEWEST_RELEASE}; "
+                      f"known: {', '.join(KNOWN_RELEASES)})")
+    tool.add_argument("--catalog", help="RAGFlow's llm_factories.json (default /ragflow/conf/llm_factories.json)")
+    tool.add_argument("--wait-timeout", help="overall deadline to reach MySQL (default 300s)")
+    tool.add_argument("--connect-timeout", help="timeout of one connection attempt (default 5s)")
+    tool.add_argument("--lock-name", help="advisory lock name (default init_database_tables, RAGFlow's own)")
+    tool.add_argument("--lock-timeout", help="how long to wait for the lock (default 600s)")
+    tool.add_argument("--lock-poll", help="log the lock holder this often while waiting (default 2s)")
+    tool.add_argument("--ddl-lock-wait", help="metadata-lock wait of one DDL attempt (default 5s)")
+    tool.add_argument("--ddl-deadline", help="total metadata-lock wait per DDL statement (default 600s)")
+    tool.add_argument("--batch-size", help="rows per data-migration transaction (default 5000)")
+    tool.add_argument("--create-database", action="store_const", const="true",
+                      help="create the database (utf8mb4) when it does not exist")
+    tool.add_argument("--log-format", choices=LOG_FORMATS, help="json, console, or auto (console on a TTY)")
+    tool.add_argument("--log-level", choices=LOG_LEVELS, help="lowest level logged (default info)")
+    tool.add_argument("--termination-log", help="where to write the summary (default /dev/termination-log)")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_options()
+    parser = argparse.ArgumentParser(
+        prog="ragflow-migrate",
+        description="Upgrade a RAGFlow MySQL database (schema and model data) to a RAGFlow release, "
+        "safely: waits for MySQL, takes an advisory lock, applies what is pending, verifies.",
+        epilog="exit codes:\n" + EXIT_CODE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"ragflow-migrate {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], help=help_text, description=help_text,
+                              epilog="exit codes:\n" + EXIT_CODE_HELP,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    run = add("run", "apply every pending schema migration and data stage, then verify (the image's default)")
+    run.add_argument("--dry-run", action="store_true", help="show what would run, change nothing (same as plan)")
+    plan = add("plan", "show what `run` would do, as SQL and counts; changes nothing")
+    plan.add_argument("--json", action="store_true", help="machine-readable output")
+    status = add("status", "report the database's state: release, pending steps, lock holder, last run")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--check", action="store_true",
+                        help=f"exit {int(ExitCode.PENDING)} when work is pending (for CI gates and probes)")
+    add("wait", "wait until MySQL accepts connections, then exit")
+    wfv = add("wait-for-version", "wait until the database is at the target release (for app pods when "
+              "the migration runs as a Job)")
+    wfv.add_argument("--timeout", default="600", help="give up after this long (default 600s)")
+    wfv.add_argument("--interval", default="5", help="poll interval (default 5s)")
+    for extension in _EXTENSIONS:
+        extension(sub, add)
+    return parser
+
+
+# Later modules (schema, data) register their verbs here: fn(subparsers, add) -> None.
+_EXTENSIONS: list[Callable[[Any, Callable[[str, str], argparse.ArgumentParser]], None]] = []
+_HANDLERS: dict[str, Callable[[argparse.Namespace, Settings, Any, str, dict[str, Any]], int]] = {}
+#: Verbs whose output is a report on stdout; their logs go to stderr.
+REPORT_COMMANDS: set[str] = {"status", "plan"}
+
+
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    return {name: getattr(args, name) for name in SPECS if getattr(args, name, None) is not None}
+
+
+# --- main -------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help(sys.stderr)
+        return int(ExitCode.CONFIG)
+
+    started = time.monotonic()
+    run_id = logs.new_run_id()
+    key = _handler_key(args)
+    report_verb = key in REPORT_COMMANDS or (key == "run" and args.dry_run)
+    stream = sys.stderr if report_verb else sys.stdout
+    logs.bind_run(run_id)
+    # Until the settings are read, log in the format asked for by flag or variable, if valid.
+    early_format = args.log_format or (env_flag("log_format") or "auto").lower()
+    logs.configure(fmt=early_format if early_format in LOG_FORMATS else "auto", stream=stream)
+    log = logs.get_logger()
+
+    settings: Settings | None = None
+    summary: dict[str, Any] = {"command": args.command, "run_id": run_id}
+    try:
+        settings = load_settings(_flags(args))
+        logs.configure(fmt=settings.log_format, level=settings.log_level, stream=stream,
+                       secrets=[settings.password.reveal()])
+        log = logs.get_logger()
+        interrupt.install(lambda name: log.warning(events.SIGNAL_RECEIVED, signal=name))
+        log.info(events.RUN_STARTED, command=args.command, version=__version__,
+                 target=settings.target_version, settings=settings.describe())
+        summary.update(database=f"{settings.host}:{settings.port}/{settings.database}",
+                       target=settings.target_version)
+        handler = _HANDLERS[key]
+        code = handler(args, settings, log, run_id, summary)
+        summary.setdefault("outcome", "ok")
+    except MigrateError as exc:
+        code = int(exc.exit_code)
+        summary.update(outcome=exc.outcome, **exc.as_fields())
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: report, don't crash silently
+        code = int(ExitCode.INTERNAL)
+        summary.update(outcome="internal_error", error=f"{type(exc).__name__}: {exc}",
+                       hint="this is a bug in ragflow-migrate; please report it with this log")
+        log.exception(events.RUN_FINISHED, **{k: v for k, v in summary.items() if k != "command"},
+                      command=args.command, exit_code=code)
+        _finish(settings, summary, code, started, log=None)
+        return code
+    _finish(settings, summary, code, started, log)
+    return code
+
+
+def _handler_key(args: argparse.Namespace) -> str:
+    sub = getattr(args, "subcommand", None)
+    return f"{args.command} {sub}" if sub else args.command
+
+
+def _finish(settings: Settings | None, summary: dict[str, Any], code: int, started: float, log: Any) -> None:
+    summary["exit_code"] = code
+    summary["duration_s"] = round(time.monotonic() - started, 3)
+    if log is not None:
+        fields = {k: v for k, v in summary.items() if k not in ("run_id",)}
+        level = log.info if code == 0 else log.error
+        level(events.RUN_FINISHED, **fields)
+    path = settings.termination_log if settings else (env_flag("termination_log") or "/dev/termination-log")
+    logs.write_termination_message(path, summary)
+
+
+# --- verbs ------------------------------------------------------------------------------------
+
+
+def _planner() -> Any:
+    """The planner of the whole pipeline (schema and data), imported lazily."""
+    from .pipeline import plan_pipeline
+
+    return plan_pipeline
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings, log: Any, run_id: str, summary: dict) -> int:
+    if args.dry_run:
+        return cmd_plan(args, settings, log, run_id, summary)
+    from . import runner
+
+    ctx = None
+    report = runner.RunReport(outcome="noop")
+    try:
+        ctx = runner.open_context(settings, log, run_id)
+        runner.run(ctx, _planner(), report)
+    finally:
+        summary["steps"] = [s.as_dict() for s in report.steps]
+        if report.plan is not None:
+            summary.update(state=report.plan.state, release=report.plan.release)
+        runner.close_context(ctx)
+    summary["outcome"] = report.outcome
+    return int(ExitCode.OK)
+
+
+def cmd_wait(args: argparse.Namespace, settings: Settings, log: Any, run_id: str, summary: dict) -> int:
+    from .db.wait import wait_for_database
+
+    info = wait_for_database(settings, log)
+    summary.update(outcome="ready", server=info.label)
+    return int(ExitCode.OK)
+
+
+def cmd_plan(args: argparse.Namespace, settings: Settings, log: Any, run_id: str, summary: dict) -> int:
+    from . import report, runner
+
+    ctx = runner.open_context(settings, log, run_id)
+    try:
+        ctx.dry_run = True
+        plan = _planner()(ctx)
+        step_plans = [step.plan(ctx) for step in plan.steps]
+        data = report.plan_dict(ctx, plan, step_plans)
+    finally:
+        runner.close_context(ctx)
+    _print(args, data, report.render_plan)
+    summary.update(outcome="planned", state=plan.state, pending=len(plan.steps))
+    return int(ExitCode.OK)
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings, log: Any, run_id: str, summary: dict) -> int:
+    from . import report, runner
+
+    ctx = runner.open_context(settings, log, run_id)
+    try:
+        data = report.status_dict(ctx, _planner())
+    finally:
+        runner.close_context(ctx)
+    _print(args, data, report.render_status)
+    summary.update(outcome="reported", state=data["state"])
+    if args.check and data["state"] not in ("up_to_date",):
+        raise PendingError(f"the database is not at {settings.target_version}: {data['state']}",
+                           state=data["state"], pending=data.get("pending"))
+    return int(ExitCode.OK)
+
+
+def cmd_wait_for_version(args: argparse.Namespace, settings: Settings, log: Any, run_id: str,
+                         summary: dict) -> int:
+    from . import config, runner
+
+    try:
+        timeout = config._duration(args.timeout)
+        interval = max(0.2, config._duration(args.interval))
+    except ValueError as exc:
+        raise ConfigError(f"flag --timeout/--interval: {exc}") from None
+    started = time.monotonic()
+    ctx = runner.open_context(settings, log, run_id)
+    try:
+        while True:
+            plan = _planner()(ctx)
+            if plan.state == "up_to_date":
+                summary.update(outcome="ready", state=plan.state, release=plan.release)
+                return int(ExitCode.OK)
+            waited = time.monotonic() - started
+            if waited >= timeout:
+                raise PendingError(
+                    f"the database did not reach {settings.target_version} within {timeout:g}s "
+                    f"(state {plan.state}, {len(plan.steps)} steps pending)",
+                    hint="is the migration Job running? `kubectl logs job/<release>-ragflow-migrate`",
+                    state=plan.state,
+                )
+            log.info(events.STEP_WAITING, step="wait-for-version",
+                     reason=f"database is {plan.state}: {len(plan.steps)} steps pending",
+                     waited_s=round(waited, 1), pending=plan.pending[:10])
+            interrupt.sleep(interval)
+    finally:
+        runner.close_context(ctx)
+
+
+def _print(args: argparse.Namespace, data: dict[str, Any], render: Callable[[dict[str, Any]], str]) -> None:
+    if getattr(args, "json", False):
+        sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(render(data))
+    sys.stdout.flush()
+
+
+_HANDLERS.update(
+    {
+        "run": cmd_run,
+        "wait": cmd_wait,
+        "plan": cmd_plan,
+        "status": cmd_status,
+        "wait-for-version": cmd_wait_for_version,
+    }
+)

@@ -1,0 +1,93 @@
+"""Opening connections: one place that knows how every session is set up.
+
+Each connection is a plain pymysql connection (never a pool, never a silent reconnect),
+in the session of :func:`dialect.session_init_sql`, announcing itself to the server with the
+connection attributes ``program_name=ragflow-migrate`` and ``instance=<pod name>``.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl as ssl_module
+from typing import Any
+
+import pymysql
+import pymysql.cursors
+
+from .. import __version__
+from ..config import Settings
+from . import dialect
+
+PROGRAM_NAME = "ragflow-migrate"
+
+
+def connect(
+    settings: Settings,
+    *,
+    database: bool = True,
+    autocommit: bool = True,
+    lock_wait_timeout: float | None = None,
+    read_timeout: float | None = None,
+) -> pymysql.connections.Connection:
+    """Open one connection. ``database=False`` connects without selecting the database."""
+    params: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "user": settings.user,
+        "password": settings.password.reveal(),
+        "charset": dialect.CHARSET,
+        "autocommit": autocommit,
+        "connect_timeout": max(1, int(round(settings.connect_timeout))),
+        "init_command": dialect.session_init_sql(
+            settings.ddl_lock_wait if lock_wait_timeout is None else lock_wait_timeout
+        ),
+        "program_name": PROGRAM_NAME,
+        "defer_connect": True,
+        "local_infile": False,
+        "client_flag": 0,
+    }
+    if read_timeout is not None:
+        params["read_timeout"] = read_timeout
+    if database:
+        params["database"] = settings.database
+    if settings.ssl_ca:
+        context = ssl_module.create_default_context(cafile=settings.ssl_ca)
+        params["ssl"] = context
+    conn = pymysql.connect(**params)
+    # Published to other sessions (performance_schema.session_connect_attrs on MySQL).
+    conn._connect_attrs.update(
+        {"instance": settings.instance, "tool_version": __version__, "_pid": str(os.getpid())}
+    )
+    conn.connect()
+    return conn
+
+
+def query(conn: pymysql.connections.Connection, sql: str, args: Any = None) -> list[tuple]:
+    with conn.cursor() as cur:
+        cur.execute(sql, args)
+        return list(cur.fetchall())
+
+
+def query_one(conn: pymysql.connections.Connection, sql: str, args: Any = None) -> tuple | None:
+    with conn.cursor() as cur:
+        cur.execute(sql, args)
+        return cur.fetchone()
+
+
+def execute(conn: pymysql.connections.Connection, sql: str, args: Any = None) -> int:
+    with conn.cursor() as cur:
+        return cur.execute(sql, args)
+
+
+def server_info(conn: pymysql.connections.Connection) -> dialect.ServerInfo:
+    row = query_one(conn, "SELECT VERSION()")
+    return dialect.ServerInfo.from_version(str(row[0]) if row else "")
+
+
+def close_quietly(conn: pymysql.connections.Connection | None) -> None:
+    if conn is None:
+        return
+    try:
+        conn.close()
+    except Exception:  # noqa: BLE001 - closing a dead connection may raise anything
+        pass

@@ -1,0 +1,204 @@
+"""The MySQL advisory lock (``GET_LOCK``) that makes one runner migrate while the others wait.
+
+* The lock lives on its own dedicated connection; pymysql never reconnects it silently, so
+  if that connection dies the lock is gone and :meth:`AdvisoryLock.verify` says so.
+* The wait is bounded and polled in short slices; every slice that times out logs who holds
+  the lock: connection id, user and host from the process list, and the runner's pod name when
+  the holder is one of ours (we publish it in a small table, read by connection id).
+* The default name, ``init_database_tables``, is the one RAGFlow's own startup takes, so
+  RAGFlow's DDL never runs beside ours. The name is server-wide, as in RAGFlow.
+
+The conformance contract (tested on both servers): A holds; B waits, names A, and times out;
+A releases and B acquires; killing A's session frees the lock for B.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import pymysql
+
+from .. import __version__, events, interrupt
+from ..config import Settings
+from ..errors import LockLostError, LockTimeoutError, StepFailedError
+from . import connect as db
+from . import dialect
+
+HOLDER_TABLE = "ragflow_migrate_lock_holder"
+
+_HOLDER_DDL = f"""CREATE TABLE IF NOT EXISTS {dialect.quote(HOLDER_TABLE)} (
+  `lock_name` VARCHAR(64) NOT NULL PRIMARY KEY,
+  `connection_id` BIGINT NOT NULL,
+  `instance` VARCHAR(64) NOT NULL,
+  `pid` INT NOT NULL,
+  `run_id` VARCHAR(32) NOT NULL,
+  `tool_version` VARCHAR(32) NOT NULL,
+  `acquired_at` DATETIME NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"""
+
+
+class AdvisoryLock:
+    """``with AdvisoryLock(settings, log, run_id) as lock: ... lock.verify() ...``"""
+
+    def __init__(self, settings: Settings, log: Any, run_id: str, *, publish: bool = True) -> None:
+        self.settings = settings
+        self.name = settings.lock_name
+        self.log = log
+        self.run_id = run_id
+        self.publish = publish
+        self.conn: pymysql.connections.Connection | None = None
+        self.connection_id: int | None = None
+        self.acquired_at: float | None = None
+
+    # -- acquire / release -----------------------------------------------------------------
+
+    def acquire(self, timeout: float | None = None) -> None:
+        timeout = self.settings.lock_timeout if timeout is None else timeout
+        self.conn = db.connect(self.settings, read_timeout=None)
+        self.connection_id = int(db.query_one(self.conn, "SELECT CONNECTION_ID()")[0])
+        started = time.monotonic()
+        while True:
+            interrupt.check()
+            waited = time.monotonic() - started
+            slice_s = max(0.0, min(self.settings.lock_poll, timeout - waited))
+            # GET_LOCK takes whole or fractional seconds; 0 means "try once".
+            row = db.query_one(self.conn, "SELECT GET_LOCK(%s, %s)", (self.name, round(slice_s, 3)))
+            result = row[0] if row else None
+            if result == 1:
+                self.acquired_at = time.monotonic()
+                self._publish()
+                self.log.info(events.LOCK_ACQUIRED, lock=self.name, connection_id=self.connection_id,
+                              waited_s=round(time.monotonic() - started, 3))
+                return
+            if result is None:
+                self.close()
+                raise StepFailedError(f"GET_LOCK({self.name!r}) returned NULL (killed or out of memory)")
+            waited = time.monotonic() - started
+            holder = self.holder()
+            if waited >= timeout:
+                self.close()
+                raise LockTimeoutError(
+                    f"lock {self.name!r} still held by {describe_holder(holder)} after {timeout:g}s",
+                    hint="another migration (or RAGFlow's startup) is running; wait for it, or raise "
+                    "--lock-timeout. A runner killed with its session open holds the lock until "
+                    "MySQL notices the session is gone",
+                    holder=holder,
+                )
+            self.log.info(events.LOCK_WAITING, lock=self.name, holder=holder,
+                          waited_s=round(waited, 1), timeout_s=timeout)
+
+    def release(self) -> None:
+        if self.conn is None:
+            return
+        held = time.monotonic() - self.acquired_at if self.acquired_at else 0.0
+        try:
+            db.query_one(self.conn, "SELECT RELEASE_LOCK(%s)", (self.name,))
+            if self.acquired_at is not None:
+                self.log.info(events.LOCK_RELEASED, lock=self.name, held_s=round(held, 3))
+        except pymysql.err.MySQLError:
+            pass  # the session is gone, and the lock with it
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        db.close_quietly(self.conn)
+        self.conn = None
+        self.acquired_at = None
+
+    def __enter__(self) -> AdvisoryLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()
+
+    # -- ownership -------------------------------------------------------------------------
+
+    def verify(self) -> None:
+        """Raise :class:`LockLostError` unless this run still holds the lock."""
+        if self.conn is None or self.acquired_at is None:
+            raise LockLostError(f"lock {self.name!r} is not held")
+        try:
+            row = db.query_one(self.conn, "SELECT IS_USED_LOCK(%s) = CONNECTION_ID()", (self.name,))
+        except (pymysql.err.MySQLError, OSError) as exc:
+            reason = dialect.describe_connect_error(exc)[1]
+            self._lost(f"the lock connection failed: {reason}")
+        else:
+            if not row or row[0] != 1:
+                self._lost("the lock is no longer held by this run's connection")
+
+    def _lost(self, reason: str) -> None:
+        self.log.error(events.LOCK_LOST, lock=self.name, reason=reason)
+        self.close()
+        raise LockLostError(
+            f"lost the advisory lock {self.name!r}: {reason}",
+            hint="the run stopped before its next step; run it again (another runner may be "
+            "finishing the work)",
+        )
+
+    # -- who holds it ----------------------------------------------------------------------
+
+    def _publish(self) -> None:
+        """Record this runner's name for the runners that will wait behind it."""
+        if not self.publish:
+            return
+        try:
+            db.execute(self.conn, _HOLDER_DDL)
+            db.execute(
+                self.conn,
+                f"REPLACE INTO {dialect.quote(HOLDER_TABLE)} "
+                "(lock_name, connection_id, instance, pid, run_id, tool_version, acquired_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s, UTC_TIMESTAMP())",
+                (self.name, self.connection_id, self.settings.instance, os.getpid(), self.run_id, __version__),
+            )
+        except pymysql.err.MySQLError as exc:
+            # Naming the holder is a courtesy; a read-only or restricted account still migrates.
+            self.log.debug(events.STEP_NOTICE, step="lock", message=f"cannot publish holder: {exc}")
+
+    def holder(self) -> dict[str, Any] | None:
+        return lock_holder(self.conn, self.name)
+
+
+def lock_holder(conn: pymysql.connections.Connection, name: str) -> dict[str, Any] | None:
+    """Who holds lock ``name`` right now, as far as this account can see; None when free."""
+    row = db.query_one(conn, "SELECT IS_USED_LOCK(%s)", (name,))
+    if not row or row[0] is None:
+        return None
+    holder: dict[str, Any] = {"connection_id": int(row[0])}
+    try:
+        proc = db.query_one(
+            conn,
+            "SELECT USER, HOST, COMMAND, TIME FROM information_schema.PROCESSLIST WHERE ID = %s",
+            (holder["connection_id"],),
+        )
+    except pymysql.err.MySQLError:
+        proc = None
+    if proc:
+        holder.update(user=proc[0], host=proc[1], command=proc[2], connected_s=proc[3])
+    try:
+        pub = db.query_one(
+            conn,
+            f"SELECT instance, pid, run_id, TIMESTAMPDIFF(SECOND, acquired_at, UTC_TIMESTAMP()) "
+            f"FROM {dialect.quote(HOLDER_TABLE)} WHERE lock_name = %s AND connection_id = %s",
+            (name, holder["connection_id"]),
+        )
+    except pymysql.err.MySQLError:
+        pub = None
+    if pub:
+        holder.update(instance=pub[0], pid=pub[1], run_id=pub[2], held_s=pub[3], tool="ragflow-migrate")
+    return holder
+
+
+def describe_holder(holder: dict[str, Any] | None) -> str:
+    if not holder:
+        return "nobody"
+    text = f"connection {holder['connection_id']}"
+    if holder.get("user"):
+        text += f" ({holder['user']}@{holder.get('host')})"
+    if holder.get("instance"):
+        text += f", ragflow-migrate on {holder['instance']}"
+    else:
+        text += ", not a ragflow-migrate runner (RAGFlow's startup?)"
+    return text

@@ -1,0 +1,186 @@
+"""The orchestrator: the one place that owns the order of a run.
+
+    config → wait for MySQL → unlocked pre-check → lock → plan again → steps → release → summary
+
+The unlocked pre-check reads only cheap metadata; when nothing is pending the run ends there,
+without touching the lock (a no-op run by every replica costs a few milliseconds). What is
+applied is read again once the lock is held, because another runner may have finished in
+between. Before each step the run checks that it still owns the lock and was not asked to
+stop; each step is recorded in the journal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import pymysql
+
+from . import events
+from .config import Settings
+from .db import connect as db
+from .db import dialect
+from .db.lock import AdvisoryLock
+from .db.wait import wait_for_database
+from .errors import AuthError, DatabaseNewerError, MigrateError, StepFailedError
+from .journal import Journal
+from .releases import KNOWN_RELEASES
+from .steps import Plan, Planner, RunContext, Step
+
+
+@dataclasses.dataclass
+class StepOutcome:
+    step: str
+    kind: str
+    status: str  # "applied" | "failed"
+    duration_s: float
+    rows: int = 0
+    changes: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class RunReport:
+    outcome: str  # "noop" | "migrated"
+    plan: Plan | None = None
+    steps: list[StepOutcome] = dataclasses.field(default_factory=list)
+    server: str | None = None
+
+
+def open_context(settings: Settings, log: Any, run_id: str, *, wait: bool = True) -> RunContext:
+    """Wait for MySQL and open the work connection."""
+    server = wait_for_database(settings, log) if wait else None
+    conn = db.connect(settings)
+    if server is None:
+        server = db.server_info(conn)
+    return RunContext(settings=settings, log=log, run_id=run_id, server=server, conn=conn)
+
+
+def close_context(ctx: RunContext | None) -> None:
+    if ctx is None:
+        return
+    if ctx.lock is not None:
+        ctx.lock.release()
+        ctx.lock = None
+    db.close_quietly(ctx.conn)
+    ctx.conn = None
+
+
+def run(ctx: RunContext, planner: Planner, report: RunReport | None = None) -> RunReport:
+    """Bring the database to the target; the caller opened ``ctx`` and closes it.
+
+    ``report`` (when given) is filled in as the run goes, so that a failure still reports
+    the steps that completed before it.
+    """
+    report = report or RunReport(outcome="noop")
+    report.server = ctx.server.label if ctx.server else None
+    plan = _checked(planner(ctx))
+    if not plan.steps:
+        _log_plan(ctx, plan)
+        report.plan = plan
+        return report
+
+    _refuse_read_only(ctx)
+    ctx.lock = AdvisoryLock(ctx.settings, ctx.log, ctx.run_id)
+    ctx.lock.acquire()
+    try:
+        plan = _checked(planner(ctx))  # under the lock: another runner may have done the work meanwhile
+        report.plan = plan
+        _log_plan(ctx, plan)
+        journal = Journal(ctx.conn, ctx.run_id, ctx.settings.instance)
+        for step in plan.steps:
+            ctx.checkpoint()
+            report.steps.append(run_step(ctx, step, journal))
+            report.outcome = "migrated"
+        ctx.checkpoint()
+    finally:
+        ctx.lock.release()
+        ctx.lock = None
+    return report
+
+
+def run_step(ctx: RunContext, step: Step, journal: Journal | None) -> StepOutcome:
+    ctx.log.info(events.STEP_STARTED, step=step.name, kind=step.kind, release=step.release)
+    started = time.monotonic()
+    entry = journal.started(step.name, step.kind, step.release) if journal and step.journaled else None
+    try:
+        result = step.apply(ctx)
+    except BaseException as exc:
+        duration = time.monotonic() - started
+        error = exc if isinstance(exc, MigrateError) else classify_db_error(exc, step.name)
+        if entry is not None:
+            try:
+                journal.finished(entry, "failed", duration, detail=error.as_fields() if error else None)
+            except (pymysql.err.MySQLError, OSError):
+                pass  # the work connection may be what failed; the journal row stays "started"
+        if error is not None:
+            ctx.log.error(events.STEP_FAILED, step=step.name, **error.as_fields())
+            if error is not exc:
+                raise error from exc
+        raise
+    duration = time.monotonic() - started
+    if entry is not None:
+        journal.finished(entry, "finished", duration, result.rows, result.changes, result.details or None)
+    ctx.log.info(events.STEP_FINISHED, step=step.name, duration_s=round(duration, 3), rows=result.rows,
+                 changes=result.changes)
+    return StepOutcome(step.name, step.kind, "applied", round(duration, 3), result.rows, result.changes)
+
+
+def classify_db_error(exc: BaseException, step: str) -> MigrateError | None:
+    """Map a driver error raised inside a step to a failure class; None for non-DB errors."""
+    if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
+        return None
+    code = dialect.error_code(exc)
+    text = dialect.error_text(exc)
+    if code in dialect.AUTH_ERRORS:
+        return AuthError(
+            f"{step}: MySQL denied an operation: {text} (error {code})",
+            hint="the migration user needs the privileges listed in the README's 'Privileges' section",
+            error_code=code,
+        )
+    if code in dialect.READ_ONLY:
+        return StepFailedError(f"{step}: the server is read-only: {text}",
+                               hint="point the tool at the primary (a replica cannot be migrated)",
+                               error_code=code)
+    if dialect.is_connection_lost(exc):
+        return StepFailedError(f"{step}: lost the connection to MySQL: {text}",
+                               hint="run again: every step resumes safely", error_code=code)
+    if isinstance(exc, (pymysql.err.MySQLError, OSError)):
+        return StepFailedError(f"{step}: {text}" + (f" (error {code})" if code else ""),
+                               hint="the database is safe to run again; the error above says what failed",
+                               error_code=code)
+    return None
+
+
+def _checked(plan: Plan) -> Plan:
+    if plan.state == "newer":
+        raise DatabaseNewerError(
+            f"the database is at {plan.release or 'a release'} newer than this tool knows "
+            f"(it knows up to {KNOWN_RELEASES[-1]}); nothing was changed",
+            hint="use the ragflow-migrate release made for that RAGFlow release",
+            release=plan.release, notes=plan.notes,
+        )
+    return plan
+
+
+def _refuse_read_only(ctx: RunContext) -> None:
+    row = db.query_one(ctx.conn, "SELECT @@global.read_only")
+    if row and int(row[0] or 0):
+        raise StepFailedError(
+            f"the server {ctx.settings.host}:{ctx.settings.port} is read-only (read_only=ON); "
+            "nothing was changed",
+            hint="point the tool at the primary; a replica cannot be migrated",
+        )
+
+
+def _log_plan(ctx: RunContext, plan: Plan) -> None:
+    ctx.log.info(events.PLAN_READY, state=plan.state, release=plan.release, target=plan.target,
+                 pending=plan.pending, count=len(plan.steps), notes=plan.notes or None)
+
+
+def no_steps_planner(ctx: RunContext) -> Plan:
+    """The planner with no steps registered: every database is up to date."""
+    return Plan(state="up_to_date", target=ctx.settings.target_version)
