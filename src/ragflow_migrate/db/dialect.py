@@ -193,3 +193,44 @@ class ServerInfo:
     @property
     def supports_rename_index(self) -> bool:
         return not self.is_mariadb or self.version >= (10, 5, 2)
+
+
+# --- who blocks a DDL statement -----------------------------------------------------------------
+
+# Sessions with an open transaction, oldest first: one of them holds the metadata lock a waiting
+# ALTER needs (works on both servers; without the PROCESS privilege only our own sessions show).
+OPEN_TRANSACTIONS_SQL = (
+    "SELECT t.trx_mysql_thread_id, p.USER, p.HOST, "
+    "TIMESTAMPDIFF(SECOND, t.trx_started, NOW()), LEFT(COALESCE(t.trx_query, p.INFO, ''), 200) "
+    "FROM information_schema.INNODB_TRX t "
+    "LEFT JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id "
+    "WHERE t.trx_mysql_thread_id <> CONNECTION_ID() ORDER BY t.trx_started LIMIT 5"
+)
+
+# MySQL's precise answer, when performance_schema is on: who holds a lock on the table.
+MDL_HOLDERS_SQL = (
+    "SELECT th.PROCESSLIST_ID, th.PROCESSLIST_USER, th.PROCESSLIST_HOST, th.PROCESSLIST_TIME, ml.LOCK_TYPE "
+    "FROM performance_schema.metadata_locks ml "
+    "JOIN performance_schema.threads th ON th.THREAD_ID = ml.OWNER_THREAD_ID "
+    "WHERE ml.OBJECT_SCHEMA = %s AND ml.OBJECT_NAME = %s AND ml.LOCK_STATUS = 'GRANTED' "
+    "AND th.PROCESSLIST_ID <> CONNECTION_ID() LIMIT 5"
+)
+
+
+def metadata_lock_blockers(query, schema: str, table: str) -> list[dict]:
+    """Best effort: the sessions that hold up a DDL statement on ``schema.table``.
+
+    ``query(sql, args)`` runs a query and returns its rows. Returns [] when nothing is visible.
+    """
+    try:
+        rows = query(MDL_HOLDERS_SQL, (schema, table))
+        if rows:
+            return [{"connection_id": r[0], "user": r[1], "host": r[2], "seconds": r[3], "lock": r[4]} for r in rows]
+    except Exception:  # noqa: BLE001 - performance_schema off, or no privilege: fall back
+        pass
+    try:
+        rows = query(OPEN_TRANSACTIONS_SQL, None)
+    except Exception:  # noqa: BLE001 - no privilege on information_schema.INNODB_TRX
+        return []
+    return [{"connection_id": r[0], "user": r[1], "host": r[2], "transaction_age_s": r[3], "query": r[4]}
+            for r in rows]

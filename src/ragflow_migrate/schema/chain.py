@@ -1,0 +1,83 @@
+"""The chain of migrations, one per RAGFlow release, and what each release declares.
+
+The files in ``migrations/`` are peewee-migrate migrations (``NNN_vX_Y_Z.py``); peewee-migrate's
+``Router`` finds and reads them, and keeps the history in ``ragflow_migrate_history`` (not
+peewee-migrate's default ``migratehistory``, which RAGFlow's own developer script uses).
+Replaying the chain without a database gives, for every release, the operations it performs
+and the schema it declares: that is how a fresh install of any release, the verification after
+an upgrade, and the release detection of an adopted database are all computed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from pathlib import Path
+
+import peewee as pw
+
+from ..releases import KNOWN_RELEASES, known_release
+from .migrator import SafeMigrator
+from .operations import Operation
+from .snapshot import Snapshot
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+HISTORY_TABLE = "ragflow_migrate_history"
+
+
+def release_of(name: str) -> str:
+    """``003_v0_22_0`` → ``v0.22.0``."""
+    return "v" + name.split("_v", 1)[1].replace("_", ".")
+
+
+def migration_name(release: str) -> str:
+    index = KNOWN_RELEASES.index(known_release(release))
+    return f"{index + 1:03d}_{release.replace('.', '_')}"
+
+
+@functools.lru_cache(maxsize=1)
+def migration_names() -> tuple[str, ...]:
+    """Every migration shipped in the package, oldest first (a directory listing: no imports)."""
+    return tuple(sorted(p.stem for p in MIGRATIONS_DIR.glob("[0-9][0-9][0-9]_*.py")))
+
+
+def names_up_to(target: str) -> tuple[str, ...]:
+    last = migration_name(target)
+    return tuple(n for n in migration_names() if n <= last)
+
+
+@dataclasses.dataclass
+class Migration:
+    name: str
+    release: str
+    operations: list[Operation]
+    expected: Snapshot  # the schema the release declares, after this migration
+
+
+def _router():
+    from peewee_migrate import Router
+
+    return Router(pw.MySQLDatabase(None), migrate_dir=MIGRATIONS_DIR, migrate_table=HISTORY_TABLE,
+                  migrator_class=SafeMigrator)
+
+
+@functools.lru_cache(maxsize=1)
+def replay() -> tuple[Migration, ...]:
+    """Run every migration file against a migrator only (no database): the whole chain."""
+    router = _router()
+    migrator = SafeMigrator()
+    out = []
+    for name in migration_names():
+        migrate, _rollback = router.read(name)
+        migrate(migrator, router.database, fake=False)
+        out.append(Migration(name, release_of(name), migrator.take_operations(), migrator.expected.copy()))
+    return tuple(out)
+
+
+def expected_schema(release: str) -> Snapshot:
+    """The schema RAGFlow ``release`` declares, as computed from the chain."""
+    name = migration_name(release)
+    for migration in replay():
+        if migration.name == name:
+            return migration.expected.copy()
+    raise ValueError(f"no migration for {release}")

@@ -1,0 +1,112 @@
+"""Compare a declared schema with a live one.
+
+Differences are of two kinds:
+
+* **drift**: something the release declares is missing or different (a table, a column's type,
+  length, nullability, default or collation, an index's uniqueness, columns or prefixes);
+* **extra**: something the release does not declare: tables and columns of earlier releases
+  (kept: they may hold data), or added by hand. Extras are reported, never fatal; ``--drop``
+  removes them.
+
+Column order is not compared. The tool's own tables (``ragflow_migrate_*``) are left out;
+backups it made (``ragflow_migrate_bak_*``) are listed as ``backup``.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from typing import Any
+
+from .snapshot import Snapshot
+
+OWN_PREFIX = "ragflow_migrate_"
+BACKUP_PREFIX = "ragflow_migrate_bak_"
+
+
+@dataclasses.dataclass(frozen=True)
+class Difference:
+    kind: str  # missing_table | extra_table | backup_table | missing_column | extra_column | column
+    #            | missing_index | extra_index | index | table_collation
+    table: str
+    name: str | None = None  # column or index
+    expected: str | None = None
+    actual: str | None = None
+
+    @property
+    def is_drift(self) -> bool:
+        return self.kind not in ("extra_table", "extra_column", "extra_index", "backup_table")
+
+    def as_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["drift"] = self.is_drift
+        return data
+
+    def describe(self) -> str:
+        where = f"{self.table}.{self.name}" if self.name else self.table
+        text = f"{self.kind.replace('_', ' ')}: {where}"
+        if self.expected or self.actual:
+            text += f" (expected {self.expected or 'nothing'}, found {self.actual or 'nothing'})"
+        return text
+
+
+def compare(expected: Snapshot, live: Snapshot, *, skip_columns: frozenset[tuple[str, str]] = frozenset()
+            ) -> list[Difference]:
+    """Differences between the declared schema and the live one, drift first."""
+    out: list[Difference] = []
+    for name in sorted(live.tables):
+        if name.startswith(BACKUP_PREFIX):
+            out.append(Difference("backup_table", name))
+        elif name not in expected.tables and not name.startswith(OWN_PREFIX):
+            out.append(Difference("extra_table", name))
+    declared_collation = _common_collation(expected, live)
+    for name, want in sorted(expected.tables.items()):
+        have = live.tables.get(name)
+        if have is None:
+            out.append(Difference("missing_table", name))
+            continue
+        if declared_collation and have.collation and have.collation != declared_collation:
+            out.append(Difference("table_collation", name, None, declared_collation, have.collation))
+        for col_name, col in want.columns.items():
+            live_col = have.columns.get(col_name)
+            if live_col is None:
+                out.append(Difference("missing_column", name, col_name, col.describe()))
+            elif (name, col_name) not in skip_columns and not live_col.same_definition(col):
+                out.append(Difference("column", name, col_name, col.describe(), live_col.describe()))
+        for col_name, col in have.columns.items():
+            if col_name not in want.columns:
+                out.append(Difference("extra_column", name, col_name, None, col.describe()))
+        for idx_name, idx in want.indexes.items():
+            live_idx = have.indexes.get(idx_name)
+            if live_idx is None:
+                out.append(Difference("missing_index", name, idx_name, idx.describe()))
+            elif not live_idx.same_definition(idx):
+                if any((name, c) in skip_columns for c in idx.column_names):
+                    continue
+                out.append(Difference("index", name, idx_name, idx.describe(), live_idx.describe()))
+        for idx_name, idx in have.indexes.items():
+            if idx_name not in want.indexes:
+                out.append(Difference("extra_index", name, idx_name, None, idx.describe()))
+    out.sort(key=lambda d: (not d.is_drift, d.table, d.kind, d.name or ""))
+    return out
+
+
+def _common_collation(expected: Snapshot, live: Snapshot) -> str | None:
+    """The collation RAGFlow's tables share: most declared tables' (normally the database's)."""
+    counts = collections.Counter(t.collation for n, t in live.tables.items() if n in expected.tables and t.collation)
+    if not counts:
+        return live.collation
+    return counts.most_common(1)[0][0]
+
+
+def drift(differences: list[Difference]) -> list[Difference]:
+    return [d for d in differences if d.is_drift]
+
+
+def render(differences: list[Difference]) -> str:
+    if not differences:
+        return "in sync\n"
+    lines = []
+    for d in differences:
+        lines.append(("DRIFT  " if d.is_drift else "extra  ") + d.describe())
+    return "\n".join(lines) + "\n"

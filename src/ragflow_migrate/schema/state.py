@@ -1,0 +1,85 @@
+"""Where a database stands: empty, adopted from RAGFlow, partly migrated, up to date, or newer.
+
+Cheap by design: the history table and the list of tables (metadata only). The chain is
+replayed (a few milliseconds) only when something is pending or the release must be guessed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..releases import KNOWN_RELEASES
+from ..steps import RunContext, Step
+from . import chain, history
+from .diff import OWN_PREFIX, compare
+from .introspect import live_snapshot, table_names
+from .steps import InstallStep, MigrationStep
+
+
+@dataclasses.dataclass
+class SchemaState:
+    state: str  # "empty" | "adopt" | "pending" | "up_to_date" | "newer"
+    release: str | None  # the release the schema is at (history), or the closest one (adopted)
+    pending: list[MigrationStep | InstallStep]
+    notes: list[str]
+    applied: list[str] | None
+
+
+def schema_state(ctx: RunContext, target: str) -> SchemaState:
+    applied = history.applied(ctx.conn)
+    wanted = chain.names_up_to(target)
+    known = set(chain.migration_names())
+    notes: list[str] = []
+
+    if applied:
+        unknown = [n for n in applied if n not in known]
+        if unknown:
+            return SchemaState("newer", _release_label(unknown[-1]), [], [
+                f"the history holds migrations this tool does not know: {', '.join(unknown)}"], applied)
+        beyond = [n for n in applied if n not in wanted]
+        if beyond:
+            return SchemaState("newer", chain.release_of(max(applied)), [], [
+                f"the database is at {chain.release_of(max(applied))}, past the target {target}; "
+                "downgrades are not supported"], applied)
+        done = set(applied)
+        missing = [n for n in wanted if n not in done]
+        release = chain.release_of(max(applied))
+        if missing and any(n < max(applied) for n in missing):
+            notes.append("the history has gaps (" + ", ".join(missing) + "); they are applied now, "
+                         "each operation checking the live schema first")
+        if not missing:
+            return SchemaState("up_to_date", release, [], notes, applied)
+        by_name = {m.name: m for m in chain.replay()}
+        return SchemaState("pending", release, [MigrationStep(by_name[n]) for n in missing], notes, applied)
+
+    tables = {t for t in table_names(ctx.conn, ctx.settings.database) if not t.startswith(OWN_PREFIX)}
+    if not tables:
+        return SchemaState("empty", None, [InstallStep(target)], notes, applied)
+    release = detect_release(ctx)
+    notes.append(f"no migration history: adopting a database RAGFlow created or upgraded itself "
+                 f"(closest release: {release}); every migration checks the live schema first")
+    steps = [MigrationStep(m) for m in chain.replay() if m.name in wanted]
+    return SchemaState("adopt", release, steps, notes, applied)
+
+
+def detect_release(ctx: RunContext) -> str:
+    """The known release whose declared schema is closest to the live one."""
+    live = live_snapshot(ctx.conn, ctx.settings.database, mariadb=ctx.server.is_mariadb)
+    best: tuple[int, int] | None = None
+    label = KNOWN_RELEASES[0]
+    for index, migration in enumerate(chain.replay()):
+        score = len(compare(migration.expected, live))
+        if best is None or (score, -index) < best:
+            best, label = (score, -index), migration.release
+    return label if best and best[0] == 0 else f"{label} (closest)"
+
+
+def _release_label(name: str) -> str:
+    try:
+        return chain.release_of(name)
+    except IndexError:
+        return name
+
+
+def pending_names(steps: list[Step]) -> list[str]:
+    return [s.name for s in steps]

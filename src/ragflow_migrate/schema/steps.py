@@ -1,0 +1,163 @@
+"""The schema's steps: one per pending migration, a fresh install, and the final verification.
+
+A migration step reads the live schema once, then for each operation runs only the statements
+still needed (re-reading the touched table after each change), and records the migration in the
+history at the end. Killed anywhere, it is simply run again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import events
+from ..errors import DriftError
+from ..steps import RunContext, Step, StepPlan, StepResult
+from . import chain, history
+from .diff import compare, drift
+from .executor import execute_statement
+from .introspect import live_snapshot
+from .operations import CreateTable, Operation, simulate
+from .snapshot import Snapshot
+
+PLAN_SNAPSHOT = "schema.plan_snapshot"  # ctx.extras key: the simulated live schema while planning
+
+
+def _live(ctx: RunContext) -> Snapshot:
+    return live_snapshot(ctx.conn, ctx.settings.database, mariadb=ctx.server.is_mariadb)
+
+
+def _planning_snapshot(ctx: RunContext) -> Snapshot:
+    if PLAN_SNAPSHOT not in ctx.extras:
+        ctx.extras[PLAN_SNAPSHOT] = _live(ctx)
+    return ctx.extras[PLAN_SNAPSHOT]
+
+
+def run_operations(ctx: RunContext, step: str, operations: list[Operation], expected: Snapshot) -> int:
+    """Execute what each operation still needs; returns the number of statements run."""
+    live = _live(ctx)
+    count = 0
+    for op in operations:
+        for notice in op.notices(live):
+            ctx.notice(step, notice)
+        statements = op.statements(live, expected)
+        for statement in statements:
+            ctx.checkpoint()
+            execute_statement(ctx, step, statement)
+            count += 1
+        if statements and getattr(op, "table", None):
+            fresh = live_snapshot(ctx.conn, ctx.settings.database, tables=[op.table], mariadb=ctx.server.is_mariadb)
+            if op.table in fresh.tables:
+                live.tables[op.table] = fresh.tables[op.table]
+    return count
+
+
+def plan_operations(ctx: RunContext, operations: list[Operation], expected: Snapshot) -> tuple[list[str], list[str]]:
+    live = _planning_snapshot(ctx)
+    sql: list[str] = []
+    notes: list[str] = []
+    for op in operations:
+        notes += op.notices(live)
+        statements = op.statements(live, expected)
+        sql += [s.render() for s in statements]
+        if statements:
+            simulate(live, op, expected)
+    return sql, notes
+
+
+class MigrationStep(Step):
+    kind = "schema"
+
+    def __init__(self, migration: chain.Migration) -> None:
+        self.migration = migration
+        self.name = f"schema {migration.release}"
+        self.release = migration.release
+
+    def plan(self, ctx: RunContext) -> StepPlan:
+        sql, notes = plan_operations(ctx, self.migration.operations, self.migration.expected)
+        summary = f"migration {self.migration.name}: {len(self.migration.operations)} operations, " \
+                  f"{len(sql)} statements still needed"
+        return StepPlan(self.name, summary, sql=sql, notes=notes)
+
+    def apply(self, ctx: RunContext) -> StepResult:
+        count = run_operations(ctx, self.name, self.migration.operations, self.migration.expected)
+        ctx.checkpoint()
+        history.record(ctx.conn, ctx.settings.database, [self.migration.name])
+        return StepResult(changes=count, details={"migration": self.migration.name})
+
+
+class InstallStep(Step):
+    """An empty database: the target release's tables directly, then the history."""
+
+    kind = "schema"
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.name = f"schema install {target}"
+        self.release = target
+        self.expected = chain.expected_schema(target)
+        self.operations: list[Operation] = [CreateTable(t) for _, t in sorted(self.expected.tables.items())]
+
+    def plan(self, ctx: RunContext) -> StepPlan:
+        sql, notes = plan_operations(ctx, self.operations, self.expected)
+        return StepPlan(self.name, f"create the {len(self.expected.tables)} tables of RAGFlow {self.target}",
+                        sql=sql, notes=notes)
+
+    def apply(self, ctx: RunContext) -> StepResult:
+        count = run_operations(ctx, self.name, self.operations, self.expected)
+        ctx.checkpoint()
+        history.record(ctx.conn, ctx.settings.database, list(chain.names_up_to(self.target)))
+        return StepResult(changes=count, details={"tables": len(self.expected.tables)})
+
+
+#: Columns the data stages convert; ``schema apply`` alone leaves them for ``data``.
+def deferred_columns(target: str) -> frozenset[tuple[str, str]]:
+    out = set()
+    for migration in chain.replay():
+        if migration.name > chain.migration_name(target):
+            break
+        for op in migration.operations:
+            if getattr(op, "deferred_to", None):
+                out.add((op.table, op.column.name))
+    return frozenset(out)
+
+
+class VerifyStep(Step):
+    """The live schema must now equal the target release's (extras aside)."""
+
+    kind = "verify"
+
+    @staticmethod
+    def name_for() -> str:
+        return "verify schema"
+
+    def __init__(self, target: str, *, skip_data_columns: bool = False) -> None:
+        self.target = target
+        self.name = self.name_for()
+        self.release = target
+        self.skip = deferred_columns(target) if skip_data_columns else frozenset()
+
+    def plan(self, ctx: RunContext) -> StepPlan:
+        return StepPlan(self.name, f"compare the live schema with RAGFlow {self.target}'s")
+
+    def apply(self, ctx: RunContext) -> StepResult:
+        differences = compare(chain.expected_schema(self.target), _live(ctx), skip_columns=self.skip)
+        found = drift(differences)
+        extras = [d for d in differences if not d.is_drift]
+        if extras:
+            ctx.log.info(events.STEP_NOTICE, step=self.name, message="the database keeps things the target "
+                         "does not declare (kept on purpose; `schema diff` lists them)", count=len(extras),
+                         sample=[d.describe() for d in extras[:10]])
+        if found:
+            ctx.log.error(events.SCHEMA_DRIFT, target=self.target, count=len(found),
+                          differences=[d.as_dict() for d in found[:50]])
+            raise DriftError(
+                f"the schema differs from RAGFlow {self.target}'s in {len(found)} place(s): "
+                + "; ".join(d.describe() for d in found[:5]) + ("; …" if len(found) > 5 else ""),
+                hint="`ragflow-migrate schema diff` lists every difference",
+                differences=[d.as_dict() for d in found],
+            )
+        return StepResult(details={"extras": len(extras)})
+
+
+def describe_steps(steps: list[Step]) -> list[dict[str, Any]]:
+    return [{"step": s.name, "kind": s.kind, "release": s.release} for s in steps]
