@@ -68,10 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ragflow-migrate {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    def add_to(subparsers: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+        return subparsers.add_parser(name, parents=[common], help=help_text, description=help_text,
+                                     epilog="exit codes:\n" + EXIT_CODE_HELP,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, parents=[common], help=help_text, description=help_text,
-                              epilog="exit codes:\n" + EXIT_CODE_HELP,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+        return add_to(sub, name, help_text)
 
     run = add("run", "apply every pending schema migration and data stage, then verify (the image's default)")
     run.add_argument("--dry-run", action="store_true", help="show what would run, change nothing (same as plan)")
@@ -86,13 +89,26 @@ def build_parser() -> argparse.ArgumentParser:
               "the migration runs as a Job)")
     wfv.add_argument("--timeout", default="600", help="give up after this long (default 600s)")
     wfv.add_argument("--interval", default="5", help="poll interval (default 5s)")
-    for extension in _EXTENSIONS:
-        extension(sub, add)
+    for register in _extensions():
+        register(sub, add_to)
     return parser
 
 
-# Later modules (schema, data) register their verbs here: fn(subparsers, add) -> None.
-_EXTENSIONS: list[Callable[[Any, Callable[[str, str], argparse.ArgumentParser]], None]] = []
+def _extensions() -> list[Callable[[Any, Callable[..., argparse.ArgumentParser]], None]]:
+    """Verb groups defined beside their subject: register(subparsers, add_to) each."""
+    from .schema import commands as schema_commands
+
+    _HANDLERS.update(schema_commands.HANDLERS)
+    REPORT_COMMANDS.update(schema_commands.REPORTS)
+    out = [schema_commands.register]
+    try:
+        from .data import commands as data_commands
+    except ImportError:
+        return out
+    _HANDLERS.update(data_commands.HANDLERS)
+    REPORT_COMMANDS.update(getattr(data_commands, "REPORTS", ()))
+    out.append(data_commands.register)
+    return out
 _HANDLERS: dict[str, Callable[[argparse.Namespace, Settings, Any, str, dict[str, Any]], int]] = {}
 #: Verbs whose output is a report on stdout; their logs go to stderr.
 REPORT_COMMANDS: set[str] = {"status", "plan"}

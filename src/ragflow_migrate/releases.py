@@ -12,21 +12,15 @@ from __future__ import annotations
 
 import re
 from functools import total_ordering
+from pathlib import Path
 
-#: Every release whose schema differs from the one before it, oldest first. Patch releases
-#: not listed (v0.25.1 … v0.25.5, v0.26.1 … v0.26.3) share the schema of the one before.
-KNOWN_RELEASES: tuple[str, ...] = (
-    "v0.20.0",
-    "v0.21.0",
-    "v0.22.0",
-    "v0.23.0",
-    "v0.24.0",
-    "v0.25.0",
-    "v0.25.6",
-    "v0.26.0",
-    "v0.26.4",
-    "v0.27.0",
-)
+_MIGRATIONS = Path(__file__).with_name("schema") / "migrations"
+
+#: Every release whose schema differs from the one before it, oldest first: one migration file
+#: each (``schema/migrations/NNN_vX_Y_Z.py``), so adding a release is adding its file. Patch
+#: releases not listed (v0.25.1 … v0.25.5, v0.26.1 … v0.26.3) share the schema of the one before.
+KNOWN_RELEASES: tuple[str, ...] = tuple(
+    "v" + p.stem.split("_v", 1)[1].replace("_", ".") for p in sorted(_MIGRATIONS.glob("[0-9][0-9][0-9]_v*.py")))
 NEWEST_RELEASE = KNOWN_RELEASES[-1]
 
 _RELEASE_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:[-.]?(a|b|rc|alpha|beta|dev)\.?(\d*))?$", re.IGNORECASE)

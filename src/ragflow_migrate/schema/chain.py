@@ -16,10 +16,9 @@ from pathlib import Path
 
 import peewee as pw
 
-from ..releases import KNOWN_RELEASES, known_release
-from .migrator import SafeMigrator
+from ..releases import KNOWN_RELEASES, NEWEST_RELEASE, known_release
 from .operations import Operation
-from .snapshot import Snapshot
+from .snapshot import Snapshot, from_models
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 HISTORY_TABLE = "ragflow_migrate_history"
@@ -54,17 +53,15 @@ class Migration:
     expected: Snapshot  # the schema the release declares, after this migration
 
 
-def _router():
-    from peewee_migrate import Router
-
-    return Router(pw.MySQLDatabase(None), migrate_dir=MIGRATIONS_DIR, migrate_table=HISTORY_TABLE,
-                  migrator_class=SafeMigrator)
-
-
 @functools.lru_cache(maxsize=1)
 def replay() -> tuple[Migration, ...]:
     """Run every migration file against a migrator only (no database): the whole chain."""
-    router = _router()
+    from peewee_migrate import Router
+
+    from .migrator import SafeMigrator
+
+    router = Router(pw.MySQLDatabase(None), migrate_dir=MIGRATIONS_DIR, migrate_table=HISTORY_TABLE,
+                    migrator_class=SafeMigrator)
     migrator = SafeMigrator()
     out = []
     for name in migration_names():
@@ -81,3 +78,13 @@ def expected_schema(release: str) -> Snapshot:
         if migration.name == name:
             return migration.expected.copy()
     raise ValueError(f"no migration for {release}")
+
+
+def install_schema(release: str) -> Snapshot:
+    """What a fresh install of ``release`` creates: the declared schema, with the newest release's
+    columns in the order of its models (RAGFlow's own order)."""
+    if known_release(release) == NEWEST_RELEASE:
+        from .models import MODELS
+
+        return from_models(MODELS)
+    return expected_schema(release)

@@ -11,7 +11,7 @@ import dataclasses
 from ..db import connect as db
 from ..db.dialect import quote
 from ..steps import RunContext
-from .operations import Operation, Statement
+from .operations import Operation, Statement, render_literal
 from .snapshot import Snapshot
 
 
@@ -32,8 +32,8 @@ class RenameValues(Operation):
         return None
 
     def _sql(self, old: str, new: str) -> str:
-        return (f"UPDATE {quote(self.table)} SET {quote(self.column)} = '{new}' "
-                f"WHERE {quote(self.column)} = '{old}'")
+        return (f"UPDATE {quote(self.table)} SET {quote(self.column)} = {render_literal(new)} "
+                f"WHERE {quote(self.column)} = {render_literal(old)}")
 
     def statements(self, live: Snapshot, expected: Snapshot) -> list[Statement]:
         if live.column(self.table, self.column) is None:

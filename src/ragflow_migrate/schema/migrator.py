@@ -25,7 +25,9 @@ from .operations import (
     AddIndex,
     ChangeColumn,
     CreateTable,
+    DropColumn,
     DropIndex,
+    DropTable,
     Operation,
     RenameColumn,
     RenameIndex,
@@ -71,8 +73,11 @@ class SafeMigrator(Migrator):
         self.orm.remove(model)
         self._record(RetireTable(model._meta.table_name))
 
-    def remove_model(self, model: Any, *, cascade: bool = True) -> None:
-        raise NotImplementedError("RAGFlow never drops tables; use retire_model (kept) or `schema apply --drop`")
+    def remove_model(self, model: str | type[pw.Model], *, cascade: bool = True) -> None:
+        """Drop a table and its data. Only `schema generate --drop` writes this."""
+        model = self._model(model)
+        self.orm.remove(model)
+        self._record(DropTable(model._meta.table_name))
 
     # -- columns ---------------------------------------------------------------------------
 
@@ -130,8 +135,14 @@ class SafeMigrator(Migrator):
             self._record(RetireColumn(meta.table_name, name))
         return model
 
-    def remove_fields(self, model: Any, *names: str, **_: Any) -> Any:
-        raise NotImplementedError("RAGFlow never drops columns; use retire_fields (kept)")
+    def remove_fields(self, model: str | type[pw.Model], *names: str, **_: Any) -> type[pw.Model]:
+        """Drop columns and their data. Only `schema generate --drop` writes this."""
+        model = self._model(model)
+        meta = model._meta
+        for name in names:
+            meta.remove_field(name)
+            self._record(DropColumn(meta.table_name, name))
+        return model
 
     # -- indexes ---------------------------------------------------------------------------
 

@@ -280,6 +280,43 @@ class RenameColumn(Operation):
 
 
 @dataclasses.dataclass
+class DropColumn(Operation):
+    """Drop a column and its data (only ever from ``--drop``)."""
+
+    table: str
+    column: str
+
+    def apply_to(self, expected: Snapshot) -> None:
+        RetireColumn(self.table, self.column).apply_to(expected)
+
+    def statements(self, live: Snapshot, expected: Snapshot) -> list[Statement]:
+        if live.column(self.table, self.column) is None:
+            return []
+        return [Statement(_alter(self.table, f"DROP COLUMN {quote(self.column)}"), self.table, "drop_column")]
+
+    def describe(self) -> str:
+        return f"drop column {self.table}.{self.column} (data lost)"
+
+
+@dataclasses.dataclass
+class DropTable(Operation):
+    """Drop a table and its data (only ever from ``--drop``)."""
+
+    table: str
+
+    def apply_to(self, expected: Snapshot) -> None:
+        expected.tables.pop(self.table, None)
+
+    def statements(self, live: Snapshot, expected: Snapshot) -> list[Statement]:
+        if live.table(self.table) is None:
+            return []
+        return [Statement(f"DROP TABLE {quote(self.table)}", self.table)]
+
+    def describe(self) -> str:
+        return f"drop table {self.table} (data lost)"
+
+
+@dataclasses.dataclass
 class RetireColumn(Operation):
     """The release no longer declares the column; it stays (it may hold data)."""
 

@@ -94,7 +94,7 @@ class InstallStep(Step):
         self.target = target
         self.name = f"schema install {target}"
         self.release = target
-        self.expected = chain.expected_schema(target)
+        self.expected = chain.install_schema(target)
         self.operations: list[Operation] = [CreateTable(t) for _, t in sorted(self.expected.tables.items())]
 
     def plan(self, ctx: RunContext) -> StepPlan:

@@ -6,7 +6,7 @@ chain: the column keeps its data and `schema diff` lists it as extra.
 
 import peewee as pw
 
-from ragflow_migrate.schema.fields import DataBaseModel, LongTextField
+from ragflow_migrate.schema.fields import DataBaseModel
 
 
 def migrate(migrator, database, *, fake=False):

@@ -11,7 +11,7 @@
 
 import peewee as pw
 
-from ragflow_migrate.schema.fields import DataBaseModel, LongTextField
+from ragflow_migrate.schema.fields import LongTextField
 
 
 def migrate(migrator, database, *, fake=False):

@@ -2,8 +2,6 @@
 
 import peewee as pw
 
-from ragflow_migrate.schema.fields import DataBaseModel, LongTextField
-
 
 def migrate(migrator, database, *, fake=False):
     migrator.add_fields("sync_logs", task_type=pw.CharField(max_length=32, default="sync", index=True))

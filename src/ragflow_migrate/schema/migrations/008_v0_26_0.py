@@ -6,7 +6,7 @@ widened here.
 
 import peewee as pw
 
-from ragflow_migrate.schema.fields import DataBaseModel, LongTextField
+from ragflow_migrate.schema.fields import DataBaseModel
 
 
 def migrate(migrator, database, *, fake=False):

@@ -1,0 +1,126 @@
+"""Advisory-lock conformance, the same on both servers (after golang-migrate's lock test):
+A holds; B waits, names A, and times out; A releases and B acquires; killing A's session
+frees the lock; a run whose lock connection is killed stops with the lock-lost code."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+
+import pytest
+from structlog.testing import capture_logs
+from toolrun import PYTHON, parse_events, run_tool
+
+from ragflow_migrate import events
+from ragflow_migrate.config import load_settings
+from ragflow_migrate.db.lock import AdvisoryLock
+from ragflow_migrate.errors import ExitCode, LockLostError, LockTimeoutError
+
+
+def settings_for(database, **flags):
+    env = {**database.env, "POD_NAME": flags.pop("pod", "pod-a")}
+    return load_settings({"lock_name": flags.pop("lock_name", f"conformance-{database.name}"[:64]), **flags}, env)
+
+
+def test_b_waits_names_a_and_times_out(database):
+    a = AdvisoryLock(settings_for(database, pod="pod-a"), _NullLog(), "run-a")
+    a.acquire()
+    try:
+        with capture_logs() as logs:
+            b = AdvisoryLock(settings_for(database, pod="pod-b", lock_timeout="2", lock_poll="0.5"), _struct(), "run-b")
+            started = time.monotonic()
+            with pytest.raises(LockTimeoutError) as err:
+                b.acquire()
+        assert 1.8 <= time.monotonic() - started < 5
+        waits = [e for e in logs if e["event"] == events.LOCK_WAITING]
+        assert len(waits) >= 2
+        holder = waits[0]["holder"]
+        assert holder["connection_id"] == a.connection_id
+        assert holder["instance"] == "pod-a" and holder["tool"] == "ragflow-migrate"
+        assert holder["user"] and holder["host"]
+        assert "pod-a" in err.value.message and err.value.exit_code == ExitCode.LOCK_TIMEOUT
+    finally:
+        a.release()
+
+
+def test_release_hands_the_lock_to_the_waiter(database):
+    a = AdvisoryLock(settings_for(database), _NullLog(), "run-a")
+    a.acquire()
+    b = AdvisoryLock(settings_for(database, pod="pod-b", lock_timeout="20", lock_poll="0.5"), _NullLog(), "run-b")
+    threading.Timer(1.0, a.release).start()
+    started = time.monotonic()
+    b.acquire()
+    try:
+        assert 0.8 <= time.monotonic() - started < 5
+        b.verify()
+    finally:
+        b.release()
+
+
+def test_killing_the_holders_session_frees_the_lock(database):
+    a = AdvisoryLock(settings_for(database), _NullLog(), "run-a")
+    a.acquire()
+    admin = database.connect()
+    threading.Timer(1.0, lambda: admin.cursor().execute(f"KILL {a.connection_id}")).start()
+    b = AdvisoryLock(settings_for(database, pod="pod-b", lock_timeout="20", lock_poll="0.5"), _NullLog(), "run-b")
+    b.acquire()
+    try:
+        with pytest.raises(LockLostError):
+            a.verify()
+    finally:
+        b.release()
+        admin.close()
+
+
+def test_cli_waits_for_a_held_lock_and_exits_with_the_lock_code(database):
+    name = f"cli-{database.name}"[:64]
+    a = AdvisoryLock(settings_for(database, lock_name=name), _NullLog(), "run-a")
+    a.acquire()
+    try:
+        result = run_tool({**database.env, "RAGFLOW_MIGRATE_LOCK_NAME": name, "RAGFLOW_MIGRATE_LOCK_TIMEOUT": "2",
+                           "RAGFLOW_MIGRATE_LOCK_POLL": "0.5"}, "run")
+    finally:
+        a.release()
+    assert result.code == ExitCode.LOCK_TIMEOUT
+    waiting = result.named(events.LOCK_WAITING)
+    assert waiting and waiting[0]["holder"]["instance"] == "pod-a"
+    assert database.tables() == ["ragflow_migrate_lock_holder"]  # nothing else was touched
+
+
+def test_a_run_whose_lock_connection_dies_stops_with_lock_lost(database, ragflow_schema):
+    database.load_sql(ragflow_schema("v0.20.0"))
+    env = {"PATH": "/usr/bin:/bin", "RAGFLOW_MIGRATE_LOG_FORMAT": "json", **database.env}
+    proc = subprocess.Popen([PYTHON, "-m", "ragflow_migrate", "run"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if '"event":"lock.acquired"' in line:
+            lock_conn = parse_events(line)[0]["connection_id"]
+            admin = database.connect()
+            admin.cursor().execute(f"KILL {lock_conn}")
+            admin.close()
+            break
+    out, err = proc.communicate(timeout=120)
+    found = parse_events("".join(lines) + out)
+    assert proc.returncode == ExitCode.LOCK_LOST, err + out
+    names = [e["event"] for e in found]
+    lost_at = names.index(events.LOCK_LOST)
+    # after the loss is noticed, nothing more runs
+    assert not any(n in (events.STEP_STATEMENT, events.STEP_STARTED) for n in names[lost_at:])
+    assert found[-1]["outcome"] == "lock_lost"
+    # and whatever was left undone is done by the next run
+    again = run_tool(database.env, "run")
+    assert again.code == 0, again.stdout
+
+
+class _NullLog:
+    def __getattr__(self, _name):
+        return lambda *a, **k: None
+
+
+def _struct():
+    from ragflow_migrate import logs
+
+    return logs.get_logger()
