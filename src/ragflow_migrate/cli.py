@@ -100,15 +100,7 @@ def _extensions() -> list[Callable[[Any, Callable[..., argparse.ArgumentParser]]
 
     _HANDLERS.update(schema_commands.HANDLERS)
     REPORT_COMMANDS.update(schema_commands.REPORTS)
-    out = [schema_commands.register]
-    try:
-        from .data import commands as data_commands
-    except ImportError:
-        return out
-    _HANDLERS.update(data_commands.HANDLERS)
-    REPORT_COMMANDS.update(getattr(data_commands, "REPORTS", ()))
-    out.append(data_commands.register)
-    return out
+    return [schema_commands.register]
 _HANDLERS: dict[str, Callable[[argparse.Namespace, Settings, Any, str, dict[str, Any]], int]] = {}
 #: Verbs whose output is a report on stdout; their logs go to stderr.
 REPORT_COMMANDS: set[str] = {"status", "plan"}

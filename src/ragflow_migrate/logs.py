@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import structlog
+import structlog.tracebacks
 
 from . import events
 
@@ -103,7 +104,9 @@ def configure(
     ]
     tail: list[Any] = [_Redactor(secrets)]
     if fmt != "console":
-        tail.append(structlog.processors.dict_tracebacks)
+        # Tracebacks as data, without local variables: locals may hold credentials.
+        tail.append(structlog.processors.ExceptionRenderer(
+            structlog.tracebacks.ExceptionDictTransformer(show_locals=False)))
 
     structlog.configure(
         processors=[*shared, _vocabulary, *tail, renderer],

@@ -70,21 +70,13 @@ def schema_only_plan(ctx: RunContext) -> Plan:
 
 
 def data_stages_available() -> bool:
-    try:
-        from .data import data_steps  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return False  # wired in when the data stages land (issue 4)
 
 
 def data_steps(ctx: RunContext, gate: str, *, schema_pending: bool) -> list[Step]:
     """The data stages of ``gate`` that are pending (all of them when the gate's schema step is
     about to run: their tables do not exist yet, so each stage checks when it runs)."""
-    try:
-        from .data import data_steps as stages
-    except ImportError:  # the data stages are not part of this build yet
-        return []
-    return stages(ctx, gate, schema_pending=schema_pending)
+    return []
 
 
 def _last_verification_failed(ctx: RunContext) -> bool:

@@ -68,7 +68,26 @@ def replay() -> tuple[Migration, ...]:
         migrate, _rollback = router.read(name)
         migrate(migrator, router.database, fake=False)
         out.append(Migration(name, release_of(name), migrator.take_operations(), migrator.expected.copy()))
+    _mark_superseded(out)
     return tuple(out)
+
+
+def _mark_superseded(migrations: list[Migration]) -> None:
+    """Tell additions that a later release renames what they add. A database adopted from a
+    newer RAGFlow already has the new name; re-adding the old one would leave a stray copy."""
+    from .operations import AddColumn, AddIndex, RenameColumn, RenameIndex
+
+    ops = [op for m in migrations for op in m.operations]
+    for position, later in enumerate(ops):
+        for earlier in ops[:position]:
+            if isinstance(later, RenameColumn) and earlier.table == later.table:
+                if isinstance(earlier, AddColumn) and earlier.column.name == later.old:
+                    earlier.superseded_by = later.column.name
+                elif isinstance(earlier, AddIndex) and later.old in earlier.index.column_names:
+                    earlier.superseded_by = earlier.superseded_by or earlier.index.name
+            if isinstance(later, RenameIndex) and isinstance(earlier, AddIndex) and earlier.table == later.table \
+                    and earlier.index.name == later.old:
+                earlier.superseded_by = later.index.name
 
 
 def expected_schema(release: str) -> Snapshot:

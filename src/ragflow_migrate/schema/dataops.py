@@ -38,7 +38,14 @@ class RenameValues(Operation):
     def statements(self, live: Snapshot, expected: Snapshot) -> list[Statement]:
         if live.column(self.table, self.column) is None:
             return []
-        return [Statement(self._sql(old, new), self.table, run=self._runner(old, new)) for old, new in self.renames]
+        return [Statement(self._sql(old, new), self.table, run=self._runner(old, new), needed=self._needed(old))
+                for old, new in self.renames]
+
+    def _needed(self, old: str):
+        def needed(ctx: RunContext) -> bool:
+            return db.query_one(ctx.conn, f"SELECT 1 FROM {quote(self.table)} WHERE {quote(self.column)} = %s "
+                                "LIMIT 1", (old,)) is not None
+        return needed
 
     def _runner(self, old: str, new: str):
         def run(ctx: RunContext) -> int:
@@ -85,7 +92,11 @@ class DeduplicateUserEmails(Operation):
             return []
         if any(i.unique and i.column_names == ("email",) for i in table.indexes.values()):
             return []  # already unique: nothing can be duplicated
-        return [Statement(self.SQL, self.table, run=self._run)]
+        return [Statement(self.SQL, self.table, run=self._run, needed=self._needed)]
+
+    @staticmethod
+    def _needed(ctx: RunContext) -> bool:
+        return db.query_one(ctx.conn, "SELECT 1 FROM `user` GROUP BY email HAVING COUNT(*) > 1 LIMIT 1") is not None
 
     def _run(self, ctx: RunContext) -> int:
         changed = db.execute(ctx.conn, self.SQL)

@@ -33,6 +33,7 @@ class Statement:
     algorithm_for: str | None = None
     note: str | None = None
     run: Callable[[Any], int] | None = None  # data statements run by a function (batched DML)
+    needed: Callable[[Any], bool] | None = None  # data statements: is there anything to change?
 
     def render(self) -> str:
         return self.sql
@@ -165,11 +166,14 @@ class AddColumn(Operation):
     table: str
     column: Column
     fill: Any = None
+    superseded_by: str | None = None  # a later release renames the column to this
 
     def apply_to(self, expected: Snapshot) -> None:
         expected.tables[self.table].columns[self.column.name] = self.column
 
     def statements(self, live: Snapshot, expected: Snapshot) -> list[Statement]:
+        if self.superseded_by and live.column(self.table, self.superseded_by) is not None:
+            return []  # a database already past that rename (adopted from a newer RAGFlow)
         existing = live.column(self.table, self.column.name)
         drop_default = Statement(
             _alter(self.table, f"ALTER COLUMN {quote(self.column.name)} DROP DEFAULT"),
@@ -351,6 +355,7 @@ class AddIndex(Operation):
 
     table: str
     index: Index
+    superseded_by: str | None = None  # a later release renames the index to this
 
     def apply_to(self, expected: Snapshot) -> None:
         expected.tables[self.table].indexes[self.index.name] = self.index
@@ -359,6 +364,9 @@ class AddIndex(Operation):
         table = live.table(self.table)
         if table is None:
             return []
+        if self.superseded_by and (self.superseded_by in table.indexes
+                                   or any(c not in table.columns for c in self.index.column_names)):
+            return []  # a database already past that rename (adopted from a newer RAGFlow)
         existing = table.indexes.get(self.index.name)
         if existing is not None:
             if existing.same_definition(self.index):

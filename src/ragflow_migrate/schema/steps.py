@@ -39,7 +39,7 @@ def run_operations(ctx: RunContext, step: str, operations: list[Operation], expe
     for op in operations:
         for notice in op.notices(live):
             ctx.notice(step, notice)
-        statements = op.statements(live, expected)
+        statements = [s for s in op.statements(live, expected) if s.needed is None or s.needed(ctx)]
         for statement in statements:
             ctx.checkpoint()
             execute_statement(ctx, step, statement)
@@ -57,7 +57,7 @@ def plan_operations(ctx: RunContext, operations: list[Operation], expected: Snap
     notes: list[str] = []
     for op in operations:
         notes += op.notices(live)
-        statements = op.statements(live, expected)
+        statements = [s for s in op.statements(live, expected) if s.needed is None or s.needed(ctx)]
         sql += [s.render() for s in statements]
         if statements:
             simulate(live, op, expected)
