@@ -53,18 +53,20 @@ class Migration:
     expected: Snapshot  # the schema the release declares, after this migration
 
 
-@functools.lru_cache(maxsize=1)
-def replay() -> tuple[Migration, ...]:
-    """Run every migration file against a migrator only (no database): the whole chain."""
+@functools.lru_cache(maxsize=4)
+def replay(directory: Path = MIGRATIONS_DIR) -> tuple[Migration, ...]:
+    """Run every migration file against a migrator only (no database): the whole chain.
+    ``directory`` is the package's migrations unless a maintainer tests a generated one."""
     from peewee_migrate import Router
 
     from .migrator import SafeMigrator
 
-    router = Router(pw.MySQLDatabase(None), migrate_dir=MIGRATIONS_DIR, migrate_table=HISTORY_TABLE,
+    router = Router(pw.MySQLDatabase(None), migrate_dir=directory, migrate_table=HISTORY_TABLE,
                     migrator_class=SafeMigrator)
     migrator = SafeMigrator()
     out = []
-    for name in migration_names():
+    names = migration_names() if directory == MIGRATIONS_DIR else tuple(router.todo)
+    for name in names:
         migrate, _rollback = router.read(name)
         migrate(migrator, router.database, fake=False)
         out.append(Migration(name, release_of(name), migrator.take_operations(), migrator.expected.copy()))
