@@ -4,25 +4,68 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
+TOOLS ?= $(CURDIR)/.tools
+export TOOLS
+# pytest arguments for `make test` (e.g. PYTEST_ARGS="-x -k lock")
+PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 
 .PHONY: help
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml requirements/runtime.lock requirements/test.lock
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q --require-hashes -r requirements/runtime.lock -r requirements/test.lock
+	$(PIP) install -q --no-deps -e .
 	touch $@
 
 .PHONY: venv
-venv: $(VENV)/.installed ## create the virtualenv with the pinned dependencies
+venv: $(VENV)/.installed ## virtualenv with the locked dependencies and the package (editable)
+
+.PHONY: lock
+lock: venv ## re-resolve requirements/*.lock (with hashes) from requirements/*.in
+	cd requirements && ../$(VENV)/bin/uv pip compile runtime.in --generate-hashes --python-version 3.11 -o runtime.lock -q
+	cd requirements && ../$(VENV)/bin/uv pip compile test.in --generate-hashes --python-version 3.11 -o test.lock -q
+
+.PHONY: servers
+servers: ## provision MariaDB 10.11 and Oracle MySQL 9.7 (chroot) for the tests (root; first time: minutes)
+	bash tests/servers/provision.sh
+
+.PHONY: tools
+tools: ## install chart/image test tools (helm, kubectl, kubernetes-validate, hadolint, checkov; buildah, podman)
+	bash tests/tools/install.sh all
+
+.PHONY: test
+test: venv servers tools ## the whole suite on both servers (what CI runs)
+	$(PY) -m pytest -n 2 --dist loadgroup -q $(PYTEST_ARGS)
+
+.PHONY: unit
+unit: venv ## pure tests only (no server, no tools)
+	$(PY) -m pytest tests/unit -q
 
 .PHONY: lint
 lint: venv ## static checks
 	$(VENV)/bin/ruff check src tests
 
-.PHONY: unit
-unit: venv ## unit tests only (no server)
-	$(PY) -m pytest -m 'not integration' -q
+.PHONY: demo
+demo: venv servers ## a throwaway MariaDB with an old RAGFlow database, upgraded before your eyes
+	$(PY) tests/demo/demo.py
+
+.PHONY: image
+image: ## build the image with buildah: localhost/ragflow-migrate:<version>
+	bash image/build.sh
+
+.PHONY: chart-test
+chart-test: venv tools ## helm lint, render matrix, kubernetes-validate 1.27-1.34, checkov, hadolint
+	$(PY) -m pytest tests/chart -q
+
+.PHONY: image-test
+image-test: venv tools servers ## build the image, run it with podman, pod simulation
+	$(PY) -m pytest tests/image -q
+
+.PHONY: clean
+clean: ## remove the virtualenv, caches and local tools
+	rm -rf $(VENV) .pytest_cache .ruff_cache $(TOOLS) build dist src/*.egg-info

@@ -5,22 +5,21 @@
 #
 #   image/build-base.sh            -> localhost/ragflow-migrate-base:bookworm-<hash>
 #
-# Cached twice, keyed by a hash of this script: the image in buildah/podman storage (a second run is
-# instant), and the root filesystem tarball under $RAGFLOW_MIGRATE_SRV/base (default
+# Cached twice, keyed by the recipe (suite, packages, RECIPE): the image in buildah/podman storage (a
+# second run is instant), and the root filesystem tarball under $RAGFLOW_MIGRATE_SRV/base (default
 # /srv/ragflow-migrate/base), so that a wiped container storage re-imports in seconds instead of
-# running debootstrap again. Idempotent and safe to run concurrently (a lock serialises runs).
+# running debootstrap again. Bump RECIPE when the steps below change what lands in the image. Idempotent and safe to run concurrently (a lock serialises runs).
 # Needs root, debootstrap and buildah (tests/tools/install.sh image installs them).
 #
 # Environment: DEBIAN_MIRROR (default: the host's first apt mirror), RAGFLOW_MIGRATE_SRV.
 set -euo pipefail
 
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SRV=${RAGFLOW_MIGRATE_SRV:-/srv/ragflow-migrate}
 CACHE=$SRV/base
 SUITE=bookworm
 PACKAGES=python3,python3-venv,ca-certificates
-# The cache key: this script's content (suite, packages, clean-up steps all live in it).
-KEY=$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-12)
+RECIPE=1
+KEY=$(printf '%s %s %s' "$SUITE" "$PACKAGES" "$RECIPE" | sha256sum | cut -c1-12)
 IMAGE=${BASE_IMAGE_NAME:-localhost/ragflow-migrate-base}:$SUITE-$KEY
 TARBALL=$CACHE/rootfs-$SUITE-$KEY.tar
 
@@ -83,5 +82,9 @@ buildah config \
     "$CTR"
 buildah commit --quiet --rm "$CTR" "$IMAGE" >/dev/null
 trap - EXIT
+# Older bases (other recipes) lose their tag; images built on them keep their layers until pruned.
+for old in $(buildah images --format '{{.Name}}:{{.Tag}}' 2>/dev/null | grep -F "${IMAGE%%:*}:$SUITE-" || true); do
+    [[ $old == "$IMAGE" ]] || podman untag "$old" "$old" >/dev/null 2>&1 || true
+done
 log "imported: $IMAGE"
 echo "$IMAGE"

@@ -14,7 +14,8 @@
 #    pyproject.toml, README, the lock, src/ and the base image's id): an unchanged tree is not rebuilt.
 #
 # Environment: BASE_IMAGE, IMAGE_NAME (default localhost/ragflow-migrate), RAGFLOW_MIGRATE_SRV,
-#              FORCE=1 (rebuild even when the content hash is cached).
+#              FORCE=1 (rebuild even when the content hash is cached), NO_CACHE=1 (and without buildah's
+#              layer cache: a cold build).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -106,7 +107,9 @@ fi
 t=$(date +%s.%N)
 log "building $IMAGE from $BASE_IMAGE"
 # PIP_CONSTRAINT/PIP_CONFIG_FILE: the host's pip configuration must not leak into the build.
-buildah bud --isolation chroot --layers --quiet \
+CACHE_ARGS=(--layers)
+[[ -n ${NO_CACHE:-} ]] && CACHE_ARGS=(--no-cache)
+buildah bud --isolation chroot "${CACHE_ARGS[@]}" --quiet \
     --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 \
     --volume "$WHEELS:/wheels:ro" \
     --build-arg BASE_IMAGE="$BASE_IMAGE" \
@@ -117,5 +120,12 @@ buildah bud --isolation chroot --layers --quiet \
     --build-arg SOURCE_URL="$SOURCE_URL" \
     --tag "$IMAGE" --tag "$BUILD_TAG" \
     --file Dockerfile . >&2
-log "built $IMAGE ($(elapsed "$t")s, $(buildah inspect --type image --format '{{.Size}}' "$IMAGE" 2>/dev/null || echo '?') bytes)"
+log "built $IMAGE ($(elapsed "$t")s, $(podman image inspect --format '{{.Size}}' "$IMAGE" 2>/dev/null || echo '?') bytes)"
+
+# Housekeeping: older content-hash tags go, and so do untagged images (old builds, stale layer cache)
+# older than a day; the layer cache of recent builds stays.
+for old in $(podman images --format '{{.Repository}}:{{.Tag}}' 2>/dev/null | grep -F "$IMAGE_NAME:build-" || true); do
+    [[ $old == "$BUILD_TAG" ]] || podman untag "$old" "$old" >/dev/null 2>&1 || true
+done
+podman image prune --force --filter until=24h >/dev/null 2>&1 || true
 echo "$IMAGE"

@@ -41,6 +41,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    selected_flavors(config)  # a bad --servers value stops the run here, with a plain message
+
+
 def selected_flavors(config: pytest.Config) -> list[str]:
     raw = config.getoption("--servers")
     wanted = [part.strip().lower() for part in str(raw).split(",") if part.strip()]
@@ -50,6 +54,12 @@ def selected_flavors(config: pytest.Config) -> list[str]:
     if unknown:
         raise pytest.UsageError(f"--servers: unknown server(s) {', '.join(unknown)}; known: mariadb, mysql")
     return [flavor for flavor in harness.FLAVORS if flavor in flavors]
+
+
+@pytest.fixture(scope="session")
+def selected_servers(pytestconfig: pytest.Config) -> list[str]:
+    """The server flavors this run covers ("mariadb", "mysql"), from --servers."""
+    return selected_flavors(pytestconfig)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -75,20 +85,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _session_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, flavor: str):
     if flavor not in selected_flavors(request.config):
         pytest.skip(f"{harness.LABELS[flavor]} not selected (--servers)")
-    # MariaDB keeps its datadir in pytest's temp folder; MySQL's must lie inside its chroot.
+    # MariaDB keeps its datadir in pytest's temp folder (unless that makes the socket path too
+    # long for AF_UNIX); MySQL's must lie inside its chroot (the harness picks a temp folder there).
     basedir = tmp_path_factory.mktemp(flavor) if flavor == "mariadb" else None
+    if basedir is not None and len(str(basedir / "mysqld.sock")) > 100:
+        basedir = None
+    problem = None
     try:
         srv = harness.start_server(flavor, basedir)
     except harness.ProvisioningError as exc:
-        pytest.fail(f"{harness.LABELS[flavor]}: {exc}", pytrace=False)
+        problem = f"{harness.LABELS[flavor]}: {exc}"
+    if problem:
+        pytest.fail(problem, pytrace=False)
     request.config.stash.setdefault(_START_TIMES, {})[harness.LABELS[flavor]] = srv.start_seconds
     try:
         yield srv
     finally:
-        try:
-            srv.stop()
-        finally:
-            srv.cleanup()
+        srv.cleanup()  # SIGKILL and remove: the datadir is thrown away, a clean shutdown buys nothing
 
 
 _START_TIMES = pytest.StashKey[dict]()
@@ -118,7 +131,7 @@ def server(request: pytest.FixtureRequest) -> harness.Server:
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     times = config.stash.get(_START_TIMES, None)
-    if times and config.getoption("verbose") >= 0:
+    if times and config.getoption("verbose") >= -1:
         line = ", ".join(f"{label} {seconds:.2f}s" for label, seconds in sorted(times.items()))
         terminalreporter.write_line(f"server start times: {line}")
 

@@ -57,6 +57,11 @@ class _Redactor:
         return {k: self._clean(v) for k, v in event_dict.items()}
 
 
+def _drop_none(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """Fields without a value are left out rather than printed as null."""
+    return {k: v for k, v in event_dict.items() if v is not None}
+
+
 def _vocabulary(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     """Keep the vocabulary closed: an unknown event name is a bug, reported as such."""
     name = event_dict.get("event")
@@ -109,7 +114,7 @@ def configure(
             structlog.tracebacks.ExceptionDictTransformer(show_locals=False)))
 
     structlog.configure(
-        processors=[*shared, _vocabulary, *tail, renderer],
+        processors=[*shared, _vocabulary, _drop_none, *tail, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,

