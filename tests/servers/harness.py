@@ -851,7 +851,8 @@ class MariaDBServer(Server):
         # Its own --tmpdir: concurrent bootstraps sharing /tmp collide on their temporary tables
         # (seen: "Unknown table 'mysql.tmp_user_sys'" and a SIGSEGV in ha_maria::drop_table).
         cmd = [install_db, "--no-defaults", "--user=root", f"--datadir={self.datadir}", f"--tmpdir={tmpdir}",
-               "--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve"]
+               "--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve",
+               "--force"]  # --force: no host name look-up (fails where /etc/hosts lacks the host name)
         for _attempt in range(2):
             shutil.rmtree(self.datadir, ignore_errors=True)
             tmpdir.mkdir(parents=True, exist_ok=True)

@@ -42,12 +42,12 @@ APT_UPDATED=0
 apt_install() {
     if [[ $APT_UPDATED -eq 0 ]]; then
         local t; t=$(date +%s.%N)
-        apt-get update -qq
+        apt-get update -qq -o Dpkg::Use-Pty=0
         APT_UPDATED=1
         log "apt-get update: $(elapsed "$t")s"
     fi
     local t; t=$(date +%s.%N)
-    apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    apt-get install -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends "$@" >/dev/null
     log "apt-get install $*: $(elapsed "$t")s"
 }
 

@@ -11,7 +11,6 @@ from toolrun import run_tool
 from ragflow_migrate import events
 from ragflow_migrate.config import load_settings
 from ragflow_migrate.schema import chain
-from ragflow_migrate.schema.generate import write_migration
 from ragflow_migrate.schema.introspect import live_snapshot
 
 
