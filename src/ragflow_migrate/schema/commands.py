@@ -41,7 +41,6 @@ def register(sub: Any, add: Any) -> None:
 
 def cmd_diff(args: argparse.Namespace, settings: Settings, log: Any, run_id: str, summary: dict) -> int:
     from .. import runner
-
     from ..pipeline import data_stages_available
     from .steps import deferred_columns
 
