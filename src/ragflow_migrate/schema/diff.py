@@ -14,10 +14,10 @@ backups it made (``ragflow_migrate_bak_*``) are listed as ``backup``.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 from typing import Any
 
+from .operations import common_collation
 from .snapshot import Snapshot
 
 OWN_PREFIX = "ragflow_migrate_"
@@ -59,7 +59,7 @@ def compare(expected: Snapshot, live: Snapshot, *, skip_columns: frozenset[tuple
             out.append(Difference("backup_table", name))
         elif name not in expected.tables and not name.startswith(OWN_PREFIX):
             out.append(Difference("extra_table", name))
-    declared_collation = _common_collation(expected, live)
+    declared_collation = common_collation(live, expected) or live.collation
     for name, want in sorted(expected.tables.items()):
         have = live.tables.get(name)
         if have is None:
@@ -89,14 +89,6 @@ def compare(expected: Snapshot, live: Snapshot, *, skip_columns: frozenset[tuple
                 out.append(Difference("extra_index", name, idx_name, None, idx.describe()))
     out.sort(key=lambda d: (not d.is_drift, d.table, d.kind, d.name or ""))
     return out
-
-
-def _common_collation(expected: Snapshot, live: Snapshot) -> str | None:
-    """The collation RAGFlow's tables share: most declared tables' (normally the database's)."""
-    counts = collections.Counter(t.collation for n, t in live.tables.items() if n in expected.tables and t.collation)
-    if not counts:
-        return live.collation
-    return counts.most_common(1)[0][0]
 
 
 def drift(differences: list[Difference]) -> list[Difference]:

@@ -93,7 +93,7 @@ def render_index_clause(index: Index) -> str:
     return f"{kind} {quote(index.name)} ({render_index_parts(index)})"
 
 
-def render_create_table(table: Table) -> str:
+def render_create_table(table: Table, collation: str | None = None) -> str:
     lines = [render_column(c) for c in table.columns.values()]
     for index in table.indexes.values():
         if index.primary:
@@ -102,8 +102,18 @@ def render_create_table(table: Table) -> str:
             kind = "UNIQUE KEY" if index.unique else "KEY"
             lines.append(f"{kind} {quote(index.name)} ({render_index_parts(index)})")
     body = ",\n  ".join(lines)
-    # No CHARSET/COLLATE: the table takes the database's defaults, as RAGFlow's tables do.
-    return f"CREATE TABLE {quote(table.name)} (\n  {body}\n) ENGINE=InnoDB"
+    # Normally no CHARSET/COLLATE: the table takes the database's defaults, as RAGFlow's tables do.
+    suffix = f" DEFAULT CHARSET={collation.split('_')[0]} COLLATE={collation}" if collation else ""
+    return f"CREATE TABLE {quote(table.name)} (\n  {body}\n) ENGINE=InnoDB{suffix}"
+
+
+def common_collation(live: Snapshot, declared: Snapshot) -> str | None:
+    """The collation most of the declared tables that exist have (normally the database's)."""
+    counts: dict[str, int] = {}
+    for name, table in live.tables.items():
+        if name in declared.tables and table.collation:
+            counts[table.collation] = counts.get(table.collation, 0) + 1
+    return max(counts, key=lambda c: counts[c]) if counts else None
 
 
 def _alter(table: str, clause: str) -> str:
@@ -131,7 +141,11 @@ class CreateTable(Operation):
     def statements(self, live: Snapshot, expected: Snapshot) -> list[Statement]:
         if live.table(self.table) is not None:
             return []
-        return [Statement(render_create_table(self.definition), self.table)]
+        # New tables must join on the existing ones: when RAGFlow's tables do not have the
+        # database's default collation (it was changed after they were made), follow the tables.
+        common = common_collation(live, expected)
+        explicit = common if common and live.collation and common != live.collation else None
+        return [Statement(render_create_table(self.definition, explicit), self.table)]
 
     def describe(self) -> str:
         return f"create table {self.table}"

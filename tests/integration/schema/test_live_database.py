@@ -137,3 +137,16 @@ def _apply_file(path, env):
         run_operations(ctx, "schema v0.28.0", last.operations, last.expected)
     finally:
         close_context(ctx)
+
+
+def test_new_tables_follow_the_existing_tables_collation(database, ragflow_schema, tool):
+    """The database's default collation was changed after RAGFlow made its tables: new tables
+    must still match the old ones (a mix breaks joins: RAGFlow's defect D1)."""
+    database.load_sql(ragflow_schema("v0.25.6"))
+    database.query(f"ALTER DATABASE `{database.name}` COLLATE utf8mb4_general_ci")
+    result = tool("run")
+    assert result.code == 0, result.stdout
+    collations = {row[0] for row in database.query(
+        "SELECT DISTINCT TABLE_COLLATION FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
+        "AND TABLE_NAME NOT LIKE 'ragflow\\_migrate\\_%%'", (database.name,))}
+    assert collations == {"utf8mb4_unicode_ci"}
