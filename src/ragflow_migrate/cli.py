@@ -14,6 +14,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import peewee
+import pymysql
+
 from . import __version__, events, interrupt, logs
 from .config import LOG_FORMATS, LOG_LEVELS, SPECS, Settings, env_flag, load_settings
 from .errors import ConfigError, ExitCode, MigrateError, PendingError
@@ -25,14 +28,26 @@ EXIT_CODE_HELP = "\n".join(f"  {code.value:>3}  {code.name.lower()}" for code in
 # --- argument parsing -------------------------------------------------------------------------
 
 
+class _NoPasswordFlag(argparse.Action):
+    """There is no ``--password`` on purpose; say so without echoing the value (which would
+    otherwise be taken as an abbreviation of ``--password-file`` and printed as a file name)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: Any, **_kw: Any) -> None:
+        parser.error("there is no --password flag: process arguments are visible to every user of the "
+                     "machine (ps); set MYSQL_PASSWORD or use --password-file")
+
+
 def _common_options() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    # allow_abbrev=False everywhere: an abbreviation must never turn one option into another
+    # (``--password SECRET`` into ``--password-file SECRET``).
+    common = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     conn = common.add_argument_group("connection (default: RAGFlow's MYSQL_* variables, then --config)")
     conn.add_argument("--host", help="MySQL host (MYSQL_HOST)")
     conn.add_argument("--port", help="MySQL port (MYSQL_PORT, default 3306)")
     conn.add_argument("--user", help="MySQL user (MYSQL_USER, default root)")
     conn.add_argument("--database", "--dbname", dest="database", help="database (MYSQL_DBNAME, default rag_flow)")
     conn.add_argument("--password-file", help="read the password from this file (MYSQL_PASSWORD otherwise)")
+    conn.add_argument("--password", nargs="?", action=_NoPasswordFlag, help=argparse.SUPPRESS)
     conn.add_argument("--config", help="RAGFlow service_conf.yaml (local.service_conf.yaml beside it is "
                       "laid over it; default /ragflow/conf/service_conf.yaml when present)")
     conn.add_argument("--ssl-ca", help="CA bundle: connect with TLS and verify the server")
@@ -64,12 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
         "safely: waits for MySQL, takes an advisory lock, applies what is pending, verifies.",
         epilog="exit codes:\n" + EXIT_CODE_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"ragflow-migrate {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def add_to(subparsers: Any, name: str, help_text: str) -> argparse.ArgumentParser:
-        return subparsers.add_parser(name, parents=[common], help=help_text, description=help_text,
+        return subparsers.add_parser(name, parents=[common], help=help_text, description=help_text, allow_abbrev=False,
                                      epilog="exit codes:\n" + EXIT_CODE_HELP,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
 
@@ -144,7 +160,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary.update(database=f"{settings.host}:{settings.port}/{settings.database}",
                        target=settings.target_version)
         handler = _HANDLERS[key]
-        code = handler(args, settings, log, run_id, summary)
+        try:
+            code = handler(args, settings, log, run_id, summary)
+        except (pymysql.err.MySQLError, peewee.PeeweeException, ConnectionError) as exc:
+            # A driver error outside any step (planning, the lock, the journal): the same
+            # classes as inside one (lost connection, missing privilege...), not "a bug".
+            from .runner import classify_db_error
+
+            error = classify_db_error(exc, args.command)
+            if error is None:
+                raise
+            raise error from exc
         summary.setdefault("outcome", "ok")
     except MigrateError as exc:
         code = int(exc.exit_code)

@@ -351,6 +351,8 @@ def load_settings(
     if values.get("password_file"):
         put("password", _read_password_file(values["password_file"], sources["password_file"]),
             f"file {values['password_file']}")
+    if values.get("ssl_ca"):
+        _check_ssl_ca(values["ssl_ca"], sources["ssl_ca"])
 
     if values["host"] is None:
         raise ConfigError(
@@ -379,6 +381,21 @@ def _read_password_file(path: str, source: str) -> str:
         raise ConfigError(f"{source}: cannot read password file {path}: {reason}", setting="password_file") from None
     # A mounted Secret often ends with one newline; nothing else is trimmed.
     return data[:-1] if data.endswith("\n") else data
+
+
+def _check_ssl_ca(path: str, source: str) -> None:
+    """A CA bundle that is missing or not PEM is a configuration error, not an unreachable server."""
+    import ssl
+
+    if not Path(path).is_file():
+        raise ConfigError(f"{source}: CA bundle {path} does not exist (or is not a file)", setting="ssl_ca")
+    try:
+        ssl.create_default_context(cafile=path)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or type(exc).__name__
+        raise ConfigError(f"{source}: CA bundle {path} is not usable: {reason}",
+                          hint="give a PEM file with the CA certificate(s) that signed the server's",
+                          setting="ssl_ca") from None
 
 
 def _instance_name(env: Mapping[str, str]) -> str:
@@ -444,7 +461,7 @@ def _yaml_values(config_path: str, explicit: bool, files: list[str]):
                 if key not in by_key:
                     known = ", ".join(sorted([*by_key, *_IGNORED_MYSQL_KEYS]))
                     raise ConfigError(f"{source}: unknown key (known keys: {known})", file=str(path))
-                _check_placeholder(raw, source)
+                _check_placeholder(raw, source, secret=key == "password")
                 yield (by_key[key].name, raw), source
 
     if "ragflow_migrate" in merged:
@@ -466,10 +483,11 @@ def _yaml_values(config_path: str, explicit: bool, files: list[str]):
 _PLACEHOLDER = re.compile(r"\$\{[^}]*\}")
 
 
-def _check_placeholder(raw: Any, source: str) -> None:
+def _check_placeholder(raw: Any, source: str, *, secret: bool = False) -> None:
     if isinstance(raw, str) and _PLACEHOLDER.search(raw):
+        shown = "" if secret else f" {_PLACEHOLDER.search(raw).group(0)!r}"  # never echo part of a password
         raise ConfigError(
-            f"{source}: holds an unexpanded placeholder {_PLACEHOLDER.search(raw).group(0)!r}",
+            f"{source}: holds an unexpanded placeholder{shown}",
             hint="this looks like RAGFlow's service_conf.yaml.template; point --config at the "
             "rendered file, or set the MYSQL_* variables instead",
         )

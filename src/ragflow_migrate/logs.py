@@ -57,6 +57,9 @@ class _Redactor:
         return {k: self._clean(v) for k, v in event_dict.items()}
 
 
+_redactor = _Redactor(())  # the secrets of the last configure(): also applied to the termination message
+
+
 def _drop_none(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     """Fields without a value are left out rather than printed as null."""
     return {k: v for k, v in event_dict.items() if v is not None}
@@ -107,11 +110,17 @@ def configure(
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    tail: list[Any] = [_Redactor(secrets)]
+    global _redactor
+    _redactor = _Redactor(secrets)
+    tail: list[Any] = []
     if fmt != "console":
         # Tracebacks as data, without local variables: locals may hold credentials.
         tail.append(structlog.processors.ExceptionRenderer(
             structlog.tracebacks.ExceptionDictTransformer(show_locals=False)))
+    else:  # as text, so that the redactor sees it before the console prints it
+        tail.append(structlog.processors.format_exc_info)
+    # Redaction last: an exception's message (now part of the rendered traceback) may carry a secret.
+    tail.append(_redactor)
 
     structlog.configure(
         processors=[*shared, _vocabulary, _drop_none, *tail, renderer],
@@ -165,6 +174,7 @@ def write_termination_message(path: str, summary: dict[str, Any]) -> bool:
     target = Path(path)
     if not target.parent.is_dir():
         return False
+    summary = _redactor(None, "", dict(summary))
     text = _json_dumps(summary)
     if len(text.encode()) > _TERMINATION_LIMIT:
         slim = {k: v for k, v in summary.items() if k != "steps"}

@@ -157,9 +157,18 @@ def classify_db_error(exc: BaseException, step: str) -> MigrateError | None:
 
 def _checked(plan: Plan) -> Plan:
     if plan.state == "newer":
+        if plan.release in KNOWN_RELEASES:  # a release we know, past the target: a downgrade
+            raise DatabaseNewerError(
+                f"the database is at {plan.release}, past the target {plan.target}; downgrades are not "
+                "supported; nothing was changed",
+                hint=f"target {plan.release} or later (--target-version), or restore a backup taken "
+                "before the upgrade",
+                release=plan.release, notes=plan.notes,
+            )
         raise DatabaseNewerError(
-            f"the database is at {plan.release or 'a release'} newer than this tool knows "
-            f"(it knows up to {KNOWN_RELEASES[-1]}); nothing was changed",
+            f"the database is at {plan.release or 'a release'}, newer than this tool knows "
+            f"(it knows up to {KNOWN_RELEASES[-1]}); nothing was changed"
+            + (f" ({'; '.join(plan.notes)})" if plan.notes else ""),
             hint="use the ragflow-migrate release made for that RAGFlow release",
             release=plan.release, notes=plan.notes,
         )

@@ -34,7 +34,9 @@ def connect(
         "host": settings.host,
         "port": settings.port,
         "user": settings.user,
-        "password": settings.password.reveal(),
+        # As bytes: pymysql would encode a str as latin-1, so a non-ASCII password set from any
+        # UTF-8 client fails (or, beyond latin-1, crashes the attempt with UnicodeEncodeError).
+        "password": settings.password.reveal().encode("utf-8"),
         "charset": dialect.CHARSET,
         "autocommit": autocommit,
         "connect_timeout": max(1, int(round(settings.connect_timeout))),
@@ -46,8 +48,11 @@ def connect(
         "local_infile": False,
         "client_flag": 0,
     }
-    if read_timeout is not None:
-        params["read_timeout"] = read_timeout
+    # pymysql's connect_timeout bounds only the TCP connect; the greeting, authentication and
+    # init_command are read with read_timeout. A server that accepts the connection but never
+    # answers (frozen, or a dead backend behind a proxy or Service) would block the attempt, and
+    # with it the wait deadline, forever: bound the handshake too, then set the session's own.
+    params["read_timeout"] = params["connect_timeout"]
     if database:
         params["database"] = settings.database
     if settings.ssl_ca:
@@ -59,6 +64,7 @@ def connect(
         {"instance": settings.instance, "tool_version": __version__, "_pid": str(os.getpid())}
     )
     conn.connect()
+    conn._read_timeout = read_timeout  # pymysql applies it from the next read on
     return conn
 
 

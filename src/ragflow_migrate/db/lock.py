@@ -59,10 +59,14 @@ class AdvisoryLock:
         self.conn = db.connect(self.settings, read_timeout=None)
         self.connection_id = int(db.query_one(self.conn, "SELECT CONNECTION_ID()")[0])
         started = time.monotonic()
+        tries = 0
         while True:
             interrupt.check()
             waited = time.monotonic() - started
-            slice_s = max(0.0, min(self.settings.lock_poll, timeout - waited))
+            # The first try does not wait: a runner that has to wait says so, naming the holder, at
+            # once (not only after a whole poll slice, which may outlast the holder's work).
+            slice_s = 0.0 if tries == 0 else max(0.0, min(self.settings.lock_poll, timeout - waited))
+            tries += 1
             # GET_LOCK takes whole or fractional seconds; 0 means "try once".
             row = db.query_one(self.conn, "SELECT GET_LOCK(%s, %s)", (self.name, round(slice_s, 3)))
             result = row[0] if row else None

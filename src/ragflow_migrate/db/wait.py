@@ -115,7 +115,11 @@ def _classify(exc: BaseException, settings: Settings, elapsed: float, attempts: 
             error_code=code,
             elapsed_s=round(elapsed, 2),
         )
-    return UnreachableError(f"cannot connect to {settings.host}:{settings.port}: {reason}", error_code=code)
+    return UnreachableError(
+        f"cannot connect to {settings.host}:{settings.port}: {reason}",
+        hint="check MYSQL_HOST and MYSQL_PORT: does a MySQL server listen there (and not another service)?",
+        error_code=code,
+    )
 
 
 def _auth_hint(code: int, settings: Settings) -> str:
@@ -123,8 +127,9 @@ def _auth_hint(code: int, settings: Settings) -> str:
         return ("check MYSQL_USER and MYSQL_PASSWORD (or the password file); RAGFlow's Secret "
                 "<release>-env-config holds the ones RAGFlow uses")
     if code == 1044:
-        return (f"grant the migration user privileges on the database: GRANT ALL ON "
-                f"{dialect.quote(settings.database)}.* TO '{settings.user}'@'%'")
+        return (f"grant the migration user privileges on the database: GRANT SELECT, INSERT, UPDATE, "
+                f"DELETE, CREATE, ALTER, DROP, CREATE TEMPORARY TABLES ON {dialect.quote(settings.database)}.* "
+                f"TO '{settings.user}'@'%' (README: Privileges)")
     if code == 1130:
         return f"allow '{settings.user}' to connect from this host (CREATE USER ... @'%' or the pod network)"
     return "see the README's 'Privileges' section for what the tool needs"
