@@ -116,7 +116,11 @@ def _extensions() -> list[Callable[[Any, Callable[..., argparse.ArgumentParser]]
 
     _HANDLERS.update(schema_commands.HANDLERS)
     REPORT_COMMANDS.update(schema_commands.REPORTS)
-    return [schema_commands.register]
+    from .data import commands as data_commands
+
+    _HANDLERS.update(data_commands.HANDLERS)
+    REPORT_COMMANDS.update(data_commands.REPORTS)
+    return [schema_commands.register, data_commands.register]
 _HANDLERS: dict[str, Callable[[argparse.Namespace, Settings, Any, str, dict[str, Any]], int]] = {}
 #: Verbs whose output is a report on stdout; their logs go to stderr.
 REPORT_COMMANDS: set[str] = {"status", "plan"}

@@ -70,13 +70,15 @@ def schema_only_plan(ctx: RunContext) -> Plan:
 
 
 def data_stages_available() -> bool:
-    return False  # wired in when the data stages land (issue 4)
+    return True
 
 
 def data_steps(ctx: RunContext, gate: str, *, schema_pending: bool) -> list[Step]:
     """The data stages of ``gate`` that are pending (all of them when the gate's schema step is
     about to run: their tables do not exist yet, so each stage checks when it runs)."""
-    return []
+    from .data.registry import data_steps as pending_stages
+
+    return list(pending_stages(ctx, gate, schema_pending=schema_pending))
 
 
 def _last_verification_failed(ctx: RunContext) -> bool:

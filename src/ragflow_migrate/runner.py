@@ -83,7 +83,7 @@ def run(ctx: RunContext, planner: Planner, report: RunReport | None = None) -> R
         report.plan = plan
         return report
 
-    _refuse_read_only(ctx)
+    refuse_read_only(ctx)
     ctx.lock = AdvisoryLock(ctx.settings, ctx.log, ctx.run_id)
     ctx.lock.acquire()
     try:
@@ -175,7 +175,7 @@ def _checked(plan: Plan) -> Plan:
     return plan
 
 
-def _refuse_read_only(ctx: RunContext) -> None:
+def refuse_read_only(ctx: RunContext) -> None:
     row = db.query_one(ctx.conn, "SELECT @@global.read_only")
     if row and int(row[0] or 0):
         raise StepFailedError(

@@ -28,14 +28,16 @@ from . import dialect
 
 HOLDER_TABLE = "ragflow_migrate_lock_holder"
 
+# One row per runner connection, written before it asks for the lock: a waiter that sees the
+# lock held by connection N finds N's row at once (no window between GET_LOCK and a publish).
 _HOLDER_DDL = f"""CREATE TABLE IF NOT EXISTS {dialect.quote(HOLDER_TABLE)} (
-  `lock_name` VARCHAR(64) NOT NULL PRIMARY KEY,
-  `connection_id` BIGINT NOT NULL,
+  `connection_id` BIGINT NOT NULL PRIMARY KEY,
+  `lock_name` VARCHAR(64) NOT NULL,
   `instance` VARCHAR(64) NOT NULL,
   `pid` INT NOT NULL,
   `run_id` VARCHAR(32) NOT NULL,
   `tool_version` VARCHAR(32) NOT NULL,
-  `acquired_at` DATETIME NOT NULL
+  `registered_at` DATETIME NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"""
 
 
@@ -58,6 +60,7 @@ class AdvisoryLock:
         timeout = self.settings.lock_timeout if timeout is None else timeout
         self.conn = db.connect(self.settings, read_timeout=None)
         self.connection_id = int(db.query_one(self.conn, "SELECT CONNECTION_ID()")[0])
+        self._publish()
         started = time.monotonic()
         tries = 0
         while True:
@@ -72,7 +75,6 @@ class AdvisoryLock:
             result = row[0] if row else None
             if result == 1:
                 self.acquired_at = time.monotonic()
-                self._publish()
                 self.log.info(events.LOCK_ACQUIRED, lock=self.name, connection_id=self.connection_id,
                               waited_s=round(time.monotonic() - started, 3))
                 return
@@ -97,6 +99,12 @@ class AdvisoryLock:
         if self.conn is None:
             return
         held = time.monotonic() - self.acquired_at if self.acquired_at else 0.0
+        if self.publish:
+            try:
+                db.execute(self.conn, f"DELETE FROM {dialect.quote(HOLDER_TABLE)} WHERE connection_id = %s",
+                           (self.connection_id,))
+            except pymysql.err.MySQLError:
+                pass  # never published (restricted account), or the session is gone
         try:
             db.query_one(self.conn, "SELECT RELEASE_LOCK(%s)", (self.name,))
             if self.acquired_at is not None:
@@ -145,7 +153,8 @@ class AdvisoryLock:
     # -- who holds it ----------------------------------------------------------------------
 
     def _publish(self) -> None:
-        """Record this runner's name for the runners that will wait behind it."""
+        """Record this runner's name for the runners that will wait behind it (keyed by this
+        connection's id; a later connection with the same id replaces the row)."""
         if not self.publish:
             return
         try:
@@ -153,9 +162,9 @@ class AdvisoryLock:
             db.execute(
                 self.conn,
                 f"REPLACE INTO {dialect.quote(HOLDER_TABLE)} "
-                "(lock_name, connection_id, instance, pid, run_id, tool_version, acquired_at) "
+                "(connection_id, lock_name, instance, pid, run_id, tool_version, registered_at) "
                 "VALUES (%s, %s, %s, %s, %s, %s, UTC_TIMESTAMP())",
-                (self.name, self.connection_id, self.settings.instance, os.getpid(), self.run_id, __version__),
+                (self.connection_id, self.name, self.settings.instance, os.getpid(), self.run_id, __version__),
             )
         except pymysql.err.MySQLError as exc:
             # Naming the holder is a courtesy; a read-only or restricted account still migrates.
@@ -184,14 +193,14 @@ def lock_holder(conn: pymysql.connections.Connection, name: str) -> dict[str, An
     try:
         pub = db.query_one(
             conn,
-            f"SELECT instance, pid, run_id, TIMESTAMPDIFF(SECOND, acquired_at, UTC_TIMESTAMP()) "
-            f"FROM {dialect.quote(HOLDER_TABLE)} WHERE lock_name = %s AND connection_id = %s",
-            (name, holder["connection_id"]),
+            f"SELECT instance, pid, run_id, TIMESTAMPDIFF(SECOND, registered_at, UTC_TIMESTAMP()) "
+            f"FROM {dialect.quote(HOLDER_TABLE)} WHERE connection_id = %s AND lock_name = %s",
+            (holder["connection_id"], name),
         )
     except pymysql.err.MySQLError:
         pub = None
     if pub:
-        holder.update(instance=pub[0], pid=pub[1], run_id=pub[2], held_s=pub[3], tool="ragflow-migrate")
+        holder.update(instance=pub[0], pid=pub[1], run_id=pub[2], since_s=pub[3], tool="ragflow-migrate")
     return holder
 
 

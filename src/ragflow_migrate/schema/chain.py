@@ -77,9 +77,13 @@ def replay(directory: Path = MIGRATIONS_DIR) -> tuple[Migration, ...]:
 def _mark_superseded(migrations: list[Migration]) -> None:
     """Tell additions that a later release renames what they add. A database adopted from a
     newer RAGFlow already has the new name; re-adding the old one would leave a stray copy."""
-    from .operations import AddColumn, AddIndex, RenameColumn, RenameIndex
+    from .operations import AddColumn, AddIndex, CreateTable, RenameColumn, RenameIndex, RetireTable
 
     ops = [op for m in migrations for op in m.operations]
+    retired_in = {op.table: m.release for m in migrations for op in m.operations if isinstance(op, RetireTable)}
+    for op in ops:
+        if isinstance(op, CreateTable) and op.table in retired_in:
+            op.retired_in = retired_in[op.table]
     for position, later in enumerate(ops):
         for earlier in ops[:position]:
             if isinstance(later, RenameColumn) and earlier.table == later.table:

@@ -129,10 +129,18 @@ class CreateTable(Operation):
     indexes after a kill)."""
 
     definition: Table
+    retired_in: str | None = None  # a later release stops declaring the table
 
     @property
     def table(self) -> str:  # type: ignore[override]
         return self.definition.name
+
+    def needed_for(self, target: str) -> bool:
+        """A table the target no longer declares is not created on a database that lacks it
+        (adopted from a newer RAGFlow): nothing would use it."""
+        from ..releases import parse_release
+
+        return self.retired_in is None or parse_release(target) < parse_release(self.retired_in)
 
     def apply_to(self, expected: Snapshot) -> None:
         expected.tables[self.table] = dataclasses.replace(

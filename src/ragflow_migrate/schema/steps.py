@@ -32,11 +32,16 @@ def _planning_snapshot(ctx: RunContext) -> Snapshot:
     return ctx.extras[PLAN_SNAPSHOT]
 
 
+def _for_target(ctx: RunContext, operations: list[Operation]) -> list[Operation]:
+    target = ctx.settings.target_version
+    return [op for op in operations if not isinstance(op, CreateTable) or op.needed_for(target)]
+
+
 def run_operations(ctx: RunContext, step: str, operations: list[Operation], expected: Snapshot) -> int:
     """Execute what each operation still needs; returns the number of statements run."""
     live = _live(ctx)
     count = 0
-    for op in operations:
+    for op in _for_target(ctx, operations):
         for notice in op.notices(live):
             ctx.notice(step, notice)
         statements = [s for s in op.statements(live, expected) if s.needed is None or s.needed(ctx)]
@@ -55,7 +60,7 @@ def plan_operations(ctx: RunContext, operations: list[Operation], expected: Snap
     live = _planning_snapshot(ctx)
     sql: list[str] = []
     notes: list[str] = []
-    for op in operations:
+    for op in _for_target(ctx, operations):
         notes += op.notices(live)
         statements = [s for s in op.statements(live, expected) if s.needed is None or s.needed(ctx)]
         sql += [s.render() for s in statements]

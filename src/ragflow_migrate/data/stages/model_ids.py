@@ -1,0 +1,189 @@
+"""Stage 4, ``model_id_config``: stored model ids ``m@p`` become ``m@default@p`` (spec §3.4).
+
+* String columns (``tenant.llm_id`` …): one ``UPDATE`` per range of primary keys, entirely in
+  SQL (exactly two non-empty ``@``-parts: ``LIKE '_%@_%' AND NOT LIKE '%@%@%'``). A value that
+  would no longer fit its column stops the stage before anything is written.
+* JSON columns (``knowledgebase.parser_config``, canvas DSLs …): read a page by primary key,
+  rewrite in Python (:func:`canonical.rewrite_config`), stage the changed rows, and apply them
+  with one ``UPDATE … JOIN`` per page. A row is only overwritten if it still holds what was read
+  (compared by SHA-256), so a concurrent edit is never lost. Unparsable JSON is reported by row id
+  and left alone, as RAGFlow does.
+
+Idempotent by construction; missing tables or columns are skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from ...steps import RunContext, StepResult
+from .. import canonical, sqlkit
+from ..sqlkit import Meta, render
+from .base import DataStage, Work
+
+STRING_COLUMNS: dict[str, tuple[str, ...]] = {
+    "tenant": ("llm_id", "embd_id", "asr_id", "img2txt_id", "rerank_id", "tts_id", "ocr_id"),
+    "knowledgebase": ("embd_id",),
+    "dialog": ("llm_id", "rerank_id"),
+    "memory": ("embd_id", "llm_id"),
+}
+JSON_COLUMNS: dict[str, tuple[str, ...]] = {
+    "knowledgebase": ("parser_config",),
+    "document": ("parser_config",),
+    "search": ("search_config",),
+    "user_canvas": ("dsl",),
+    "canvas_template": ("dsl",),
+    "user_canvas_version": ("dsl",),
+    "api_4_conversation": ("dsl",),
+    "pipeline_operation_log": ("dsl",),
+    "connector": ("config",),
+    "evaluation_runs": ("config_snapshot",),
+}
+STAGE_JSON = "rm_json"
+_JSON_BODY = """
+  `id` VARCHAR(64) NOT NULL PRIMARY KEY,
+  `old_hash` CHAR(64) NOT NULL,
+  `value` LONGTEXT NOT NULL
+"""
+_TWO_PARTS = "{c} LIKE %s AND {c} NOT LIKE %s"
+TWO_PARTS_ARGS = ("_%@_%", "%@%@%")  # at least one character on each side of one single '@'
+_REWRITE = "CONCAT(SUBSTRING_INDEX({c}, '@', 1), '@default@', SUBSTRING_INDEX({c}, '@', -1))"
+JSON_PAGE = 500
+
+
+class ModelIdStage(DataStage):
+    stage = "model_id_config"
+    gate = "v0.26.0"
+    description = "stored model ids m@p → m@default@p in string columns and JSON configs"
+    requires = ()
+
+    def _pairs(self, meta: Meta, spec: dict[str, tuple[str, ...]]) -> list[tuple[str, str]]:
+        return [(t, c) for t, cols in spec.items() if meta.has_table(t) and "id" in meta.columns(t)
+                for c in cols if c in meta.columns(t)]
+
+    def analyse(self, ctx: RunContext, meta: Meta, work: Work) -> None:
+        conn = ctx.conn
+        string_counts: dict[str, int] = {}
+        for table, column in self._pairs(meta, STRING_COLUMNS):
+            cond = render(_TWO_PARTS, c=column)
+            n = int(sqlkit.scalar(conn, render("SELECT COUNT(*) FROM {t} WHERE ", t=table) + cond, TWO_PARTS_ARGS)
+                    or 0)
+            string_counts[f"{table}.{column}"] = n
+            limit = meta.max_length(table, column)
+            if n and limit is not None:
+                too_long = "CHAR_LENGTH(" + render(_REWRITE, c=column) + ") > %s"
+                over = int(sqlkit.scalar(conn, render("SELECT COUNT(*) FROM {t} WHERE ", t=table) + cond
+                                         + " AND " + too_long, (*TWO_PARTS_ARGS, limit)) or 0)
+                if over:
+                    ids = [r[0] for r in sqlkit.query(conn, render("SELECT `id` FROM {t} WHERE ", t=table) + cond
+                                                      + " AND " + too_long + " ORDER BY `id` LIMIT 20",
+                                                      (*TWO_PARTS_ARGS, limit))]
+                    work.reject(table, column, limit, over, ids, "would be too long once rewritten to m@default@p")
+            if n and len(work.samples) < 5:
+                work.samples += self.sample(ctx, render("SELECT {tn}, `id`, {c}, ", tn=sqlkit.Raw(f"'{table}.{column}'"),
+                                                        c=column) + render(_REWRITE, c=column)
+                                            + render(" FROM {t} WHERE ", t=table) + cond + " ORDER BY `id`",
+                                            TWO_PARTS_ARGS, columns=("column", "id", "before", "after"))
+        work.counts["string_values_to_rewrite"] = sum(string_counts.values())
+        work.data["string_counts"] = string_counts
+        if work.executing:
+            return  # the JSON pass runs once, in write(), which counts what it changes
+        json_changes, broken = 0, 0
+        for table, column in self._pairs(meta, JSON_COLUMNS):
+            for page in self._json_pages(ctx, table, column):
+                json_changes += len(page["changes"])
+                broken += len(page["broken"])
+                work.data.setdefault("broken", []).extend(f"{table}.{column} id={i}" for i in page["broken"][:10])
+                for row_id, _hash, value in page["changes"][: max(0, 5 - len(work.samples))]:
+                    work.samples.append({"column": f"{table}.{column}", "id": row_id, "after": value[:300]})
+        work.counts["json_values_to_rewrite"] = json_changes
+        work.counts["json_values_unparsable"] = broken
+        if broken:
+            work.notes.append(f"{broken} JSON value(s) do not parse and are left unchanged: "
+                              + ", ".join(work.data["broken"][:10]))
+
+    def _json_pages(self, ctx: RunContext, table: str, column: str):
+        """Pages of {changes: [(id, hash of old text, new text)], broken: [id]} in primary-key order."""
+        conn = ctx.conn
+        last = None
+        base = render("SELECT `id`, {c} FROM {t} WHERE {c} LIKE %s", t=table, c=column)
+        while True:
+            sql = base + (" AND `id` > %s" if last is not None else "") + " ORDER BY `id` LIMIT %s"
+            rows = sqlkit.query(conn, sql, ("%@%",) + ((last,) if last is not None else ()) + (JSON_PAGE,))
+            if not rows:
+                return
+            changes, broken = [], []
+            for row_id, raw in rows:
+                if raw in (None, ""):
+                    continue
+                try:
+                    value = json.loads(raw)
+                except (ValueError, RecursionError):
+                    broken.append(row_id)
+                    continue
+                new, changed = canonical.rewrite_config(value, (column,))
+                if changed:
+                    changes.append((row_id, _sha256(raw), canonical.dump_config(new)))
+            yield {"changes": changes, "broken": broken}
+            last = rows[-1][0]
+            ctx.checkpoint()
+
+    def write(self, ctx: RunContext, meta: Meta, work: Work) -> StepResult:
+        conn = ctx.conn
+        strings = work.counts["string_values_to_rewrite"]
+        progress = ctx.progress(self.name, strings or None, unit="values")
+        changed = 0
+        for table, column in self._pairs(meta, STRING_COLUMNS):
+            if not work.data["string_counts"].get(f"{table}.{column}"):
+                continue
+            cond = render(_TWO_PARTS, c=column)
+            for after, upto in sqlkit.key_ranges(conn, table, "id", self.batch(ctx)):
+                rng, args = sqlkit.range_condition("`id`", after, upto)
+                sql = (render("UPDATE {t} SET {c} = ", t=table, c=column) + render(_REWRITE, c=column)
+                       + " WHERE " + rng + " AND " + cond)
+                with sqlkit.transaction(conn):
+                    n = sqlkit.logged(ctx, self.name, sql, (*args, *TWO_PARTS_ARGS))
+                changed += n
+                progress.advance(n)
+                ctx.checkpoint()
+        stale = json_changes = 0
+        broken: list[str] = []
+        sqlkit.temp_table(conn, STAGE_JSON, _JSON_BODY)
+        for table, column in self._pairs(meta, JSON_COLUMNS):
+            coll = meta.collation(table, "id")
+            for page in self._json_pages(ctx, table, column):
+                broken.extend(f"{table}.{column} id={i}" for i in page["broken"])
+                if not page["changes"]:
+                    continue
+                json_changes += len(page["changes"])
+                sqlkit.execute(conn, render("DELETE FROM {t}", t=STAGE_JSON))
+                with sqlkit.transaction(conn):
+                    sqlkit.insert_rows(conn, STAGE_JSON, ("id", "old_hash", "value"), page["changes"])
+                    n = sqlkit.logged(ctx, self.name, render(
+                        "UPDATE {s} j STRAIGHT_JOIN {t} x ON x.`id` = j.`id` {coll} SET x.{c} = j.`value` "
+                        "WHERE SHA2(x.{c}, 256) = j.`old_hash`", t=table, s=STAGE_JSON, c=column, coll=coll))
+                stale += len(page["changes"]) - n
+                changed += n
+                progress.advance(n)
+        work.counts["json_values_to_rewrite"] = json_changes
+        work.counts["json_values_unparsable"] = len(broken)
+        if broken:
+            ctx.notice(self.name, "JSON values that do not parse were left unchanged", count=len(broken),
+                       sample=broken[:10])
+        if stale:
+            ctx.notice(self.name, "JSON values changed by someone else while being rewritten were left for the "
+                       "next run", count=stale)
+        progress.emit()
+        return StepResult(rows=strings + json_changes, changes=changed,
+                          details={"values_rewritten": changed, "stale": stale})
+
+    def cleanup(self, ctx: RunContext) -> None:
+        sqlkit.drop_temp(ctx.conn, STAGE_JSON)
+
+
+def _sha256(text: Any) -> str:
+    """The hash SQL's SHA2(value, 256) gives (MySQL 9.7 has no MD5() any more)."""
+    data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+    return hashlib.sha256(data).hexdigest()
