@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-import time
 
 import data_support as ds
 import pymysql
@@ -514,10 +513,10 @@ def test_d23_done_is_a_record_not_a_scan(legacy):
         return original(sql, *a, **k)
 
     ctx.conn.query = counting
-    started = time.monotonic()
     assert registry.nothing_pending(ctx)
-    assert time.monotonic() - started < 0.5
-    assert len(seen) <= 2, seen  # one read of our record per gate
+    # per gate: one read of our record and one of RAGFlow's marker (a kill may fall between them)
+    assert len(seen) <= 4, seen
+    assert all("ragflow_migrate_data_stage" in s or "system_settings" in s for s in seen), seen
     assert all("tenant_llm" not in s for s in seen)
     assert LegacyModelStage().plan(legacy.ctx()).counts["models_to_create"] == 0  # stage 3 does report done
 

@@ -63,4 +63,4 @@ def test_data_command_dry_run_writes_nothing(legacy, capsys):
     out = capsys.readouterr().out
     assert "nothing was changed" in out and "providers_to_create: 7" in out
     assert ds.dump(legacy.conn) == before  # no record table, no journal, no lock-holder row
-    assert summary["outcome"] == "planned" and summary["pending"][0] == "tenant_model_provider"
+    assert summary["outcome"] == "planned" and summary["pending"][0] == "data tenant_model_provider"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import threading
@@ -132,6 +133,8 @@ def _apply_file(path, env):
 
     last = chain.replay(path.parent)[-1]
     assert last.name == path.stem
+    # An earlier in-process test may have left the logger writing to a captured, now closed, stream.
+    logs.configure(fmt="json", level="info", stream=io.StringIO())
     ctx = open_context(load_settings({}, env), logs.get_logger(), "gen-test", wait=False)
     try:
         run_operations(ctx, "schema v0.28.0", last.operations, last.expected)
