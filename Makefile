@@ -54,6 +54,10 @@ lint: venv ## static checks
 demo: venv servers ## a throwaway MariaDB with an old RAGFlow database, upgraded before your eyes
 	$(PY) tests/demo/demo.py
 
+.PHONY: bench
+bench: venv servers ## upgrade generated S and M databases on both servers, timed per step (BENCH_SCALES=S,M,L adds L)
+	$(PY) tests/bench/run.py
+
 .PHONY: image
 image: ## build the image with buildah: localhost/ragflow-migrate:<version>
 	bash image/build.sh

@@ -33,6 +33,10 @@ die() { log "ERROR: $*"; exit 1; }
 [[ $(id -u) -eq 0 ]] || die "must run as root (buildah's storage)"
 command -v buildah >/dev/null || die "buildah is missing: tests/tools/install.sh image"
 cd "$ROOT"
+# One build at a time on this machine (parallel test workers share the base, wheel and layer caches).
+mkdir -p "$SRV"
+exec 9>"$SRV/build.lock"
+flock 9
 
 VERSION=$(sed -n 's/^__version__ = "\(.*\)"/\1/p' src/ragflow_migrate/__init__.py)
 [[ -n $VERSION ]] || die "cannot read __version__ from src/ragflow_migrate/__init__.py"

@@ -43,8 +43,7 @@ def plan_pipeline(ctx: RunContext) -> Plan:
             fresh = install is not None or release in by_release
             steps += data_steps(ctx, release, schema_pending=fresh)
     if steps or _last_verification_failed(ctx):
-        # Without the data stages in this build, the columns they convert are not verified.
-        steps.append(VerifyStep(target, skip_data_columns=not data_stages_available()))
+        steps.append(VerifyStep(target))
 
     if install is not None:
         state = "empty"
@@ -67,10 +66,6 @@ def schema_only_plan(ctx: RunContext) -> Plan:
         steps.append(VerifyStep(target, skip_data_columns=True))
     state = {"empty": "empty", "up_to_date": "up_to_date"}.get(schema.state, "pending")
     return Plan(state=state, target=target, release=schema.release, steps=steps, notes=schema.notes)
-
-
-def data_stages_available() -> bool:
-    return True
 
 
 def data_steps(ctx: RunContext, gate: str, *, schema_pending: bool) -> list[Step]:

@@ -2,8 +2,7 @@
 
 Configuration cases need no database (they run once, not per server: no server is reached, a
 closed port stands in for MySQL in case validation lets a value through). Database cases run on
-both servers. Cases about legacy rows and the model catalogue need the data stages and are
-skipped, with that reason, until ``pipeline.data_stages_available()``.
+both servers, including legacy rows and the model catalogue the data stages read.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ import relkit
 from relkit import BEFORE_MODELS
 
 from ragflow_migrate.errors import ExitCode
-from ragflow_migrate.pipeline import data_stages_available
 
 
 def _closed_port() -> int:
@@ -166,7 +164,6 @@ class DbCase:
     args: tuple[str, ...] = ("run",)
     env: dict[str, str] = field(default_factory=dict)
     unchanged: bool = False  # the run must change nothing at all
-    needs_data_stages: bool = False
     old: str | None = None  # start from this RAGFlow release (seeded)
 
 
@@ -213,27 +210,21 @@ DB_CASES: dict[str, DbCase] = {
     "history-emptied": DbCase(0, ("adopting",), setup=_hist("DELETE FROM ragflow_migrate_history")),
     "status-check-pending": DbCase(12, ("not at v0.27.0",), args=("status", "--check"), old=BEFORE_MODELS,
                                    unchanged=True),
-    "legacy-key-broken-json": DbCase(0, (), old=BEFORE_MODELS, setup=_legacy_row('{"api_key": "sk-x", '),
-                                     needs_data_stages=True),
+    "legacy-key-broken-json": DbCase(0, (), old=BEFORE_MODELS, setup=_legacy_row('{"api_key": "sk-x", ')),
     "legacy-key-too-long": DbCase(10, ("tenant_model_instance.api_key", "512"), old=BEFORE_MODELS,
-                                  setup=_legacy_row("k" * 600), needs_data_stages=True),
-    "legacy-null-key": DbCase(0, (), old=BEFORE_MODELS, setup=_legacy_row(None), needs_data_stages=True),
-    "legacy-null-model-type": DbCase(0, (), old=BEFORE_MODELS, setup=_legacy_row("sk-y", model_type=None),
-                                     needs_data_stages=True),
+                                  setup=_legacy_row("k" * 600)),
+    "legacy-null-key": DbCase(0, (), old=BEFORE_MODELS, setup=_legacy_row(None)),
+    "legacy-null-model-type": DbCase(0, (), old=BEFORE_MODELS, setup=_legacy_row("sk-y", model_type=None)),
     "catalogue-missing": DbCase(2, ("model catalogue /nonexistent/llm_factories.json does not exist",),
-                                old=BEFORE_MODELS, env={"RAGFLOW_MIGRATE_CATALOG": "/nonexistent/llm_factories.json"},
-                                needs_data_stages=True),
+                                old=BEFORE_MODELS, env={"RAGFLOW_MIGRATE_CATALOG": "/nonexistent/llm_factories.json"}),
     "catalogue-malformed": DbCase(2, ("malformed JSON",), old=BEFORE_MODELS,
-                                  env={"RAGFLOW_MIGRATE_CATALOG": "{tmp}/llm_factories.json"},
-                                  needs_data_stages=True),
+                                  env={"RAGFLOW_MIGRATE_CATALOG": "{tmp}/llm_factories.json"}),
 }
 
 
 @pytest.mark.parametrize("name", list(DB_CASES))
 def test_database_input(forkrun, database, tmp_path, name):
     case = DB_CASES[name]
-    if case.needs_data_stages and not data_stages_available():
-        pytest.skip("needs the data stages, which are not in the pipeline yet (issue 4)")
     if case.old:
         relkit.build_old_database(database.server, database.name, case.old)
     if case.setup:

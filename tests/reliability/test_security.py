@@ -18,7 +18,6 @@ from relkit import BEFORE_MODELS, HERE, HOSTILE, OLDEST, PYTHON
 from ragflow_migrate import events
 from ragflow_migrate.db.dialect import quote
 from ragflow_migrate.errors import ExitCode
-from ragflow_migrate.pipeline import data_stages_available
 
 SECRET = "Pa55'w\"rd\\%s-{x}-ü模-9f3kQ"  # quotes, backslash, format markers, non-ASCII
 README = relkit.HERE.parents[1] / "README.md"
@@ -182,11 +181,11 @@ def test_hostile_contents_and_names_travel_as_parameters_and_quoted_identifiers(
         status = forkrun.run(env, "status", "--json")
         assert status.code == 0 and json.loads(status.stdout)["state"] == "up_to_date", status.explain()
         assert _hostile_texts(server) == before  # byte for byte
-        if data_stages_available():  # and the keys reach the model tables unchanged
-            hostile_keys = {k for (*_, k) in before["tenant_llm.api_key"] if k and any(h in k for h in HOSTILE)}
-            instance_keys = {r[0] for r in server.query("SELECT api_key FROM tenant_model_instance",
-                                                        database=HOSTILE_DB)}
-            assert hostile_keys and hostile_keys <= instance_keys, hostile_keys - instance_keys
+        # and the keys reach the model tables unchanged
+        hostile_keys = {k for (*_, k) in before["tenant_llm.api_key"] if k and any(h in k for h in HOSTILE)}
+        instance_keys = {r[0] for r in server.query("SELECT api_key FROM tenant_model_instance",
+                                                    database=HOSTILE_DB)}
+        assert hostile_keys and hostile_keys <= instance_keys, hostile_keys - instance_keys
     finally:
         server.ensure_running().drop_database(HOSTILE_DB)
     statements = [json.loads(line) for line in spy.read_text().splitlines()]

@@ -14,7 +14,6 @@ from tcpproxy import MySQLProxy
 
 from ragflow_migrate import events
 from ragflow_migrate.errors import ExitCode
-from ragflow_migrate.pipeline import data_stages_available
 
 RETRYABLE = {ExitCode.LOCK_LOST, ExitCode.STEP_FAILED}
 
@@ -44,7 +43,6 @@ def test_server_killed_and_restarted_mid_step(old_db, reference, forkrun):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not data_stages_available(), reason="the data stages are not in the pipeline yet (issue 4)")
 def test_server_killed_and_restarted_mid_data_stage(old_db, reference, forkrun):
     want = reference(BEFORE_MODELS)
     database = old_db(BEFORE_MODELS)
@@ -75,8 +73,6 @@ CUTS = {
 
 @pytest.mark.parametrize("cut", list(CUTS))
 def test_connection_cut_mid_statement(old_db, reference, forkrun, cut):
-    if cut == "data-batch" and not data_stages_available():
-        pytest.skip("the data stages are not in the pipeline yet (issue 4)")
     want = reference(BEFORE_MODELS)
     database = old_db(BEFORE_MODELS)
     pattern, nth = CUTS[cut]

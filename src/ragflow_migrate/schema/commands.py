@@ -41,15 +41,11 @@ def register(sub: Any, add: Any) -> None:
 
 def cmd_diff(args: argparse.Namespace, settings: Settings, log: Any, run_id: str, summary: dict) -> int:
     from .. import runner
-    from ..pipeline import data_stages_available
-    from .steps import deferred_columns
 
-    skip = frozenset() if data_stages_available() else deferred_columns(settings.target_version)
     ctx = runner.open_context(settings, log, run_id)
     try:
         differences = compare(chain.expected_schema(settings.target_version),
-                              live_snapshot(ctx.conn, settings.database, mariadb=ctx.server.is_mariadb),
-                              skip_columns=skip)
+                              live_snapshot(ctx.conn, settings.database, mariadb=ctx.server.is_mariadb))
     finally:
         runner.close_context(ctx)
     found = differences if args.strict else drift(differences)

@@ -1,7 +1,6 @@
 """Through the whole tool: a direct v0.25.6 → v0.27.0 upgrade equals v0.25.6 → v0.26.4 → v0.27.0.
 
-Runs ``ragflow-migrate run`` as the image does. Skipped until the pipeline runs the data stages
-(``pipeline.data_stages_available()``): then it turns on by itself.
+Runs ``ragflow-migrate run`` as the image does.
 """
 
 from __future__ import annotations
@@ -13,16 +12,6 @@ import sys
 import time
 
 import data_support as ds
-import pytest
-
-from ragflow_migrate import pipeline
-
-
-def _pipeline_ready() -> bool:
-    return bool(getattr(pipeline, "data_stages_available", lambda: False)())
-
-
-pytestmark = pytest.mark.skipif(not _pipeline_ready(), reason="the pipeline does not run the data stages yet")
 
 
 def _run(env: dict[str, str], *extra: str) -> tuple[subprocess.CompletedProcess, float]:

@@ -12,19 +12,15 @@ import pytest
 from toolrun import schema_differences
 
 from ragflow_migrate import events
-from ragflow_migrate.pipeline import data_stages_available
 from ragflow_migrate.releases import KNOWN_RELEASES
 from ragflow_migrate.schema.diff import drift
-from ragflow_migrate.schema.steps import deferred_columns
 from servers.harness import schema_path
 
 UPGRADE_DUMPS = ("v0.20.0", "v0.24.0", "v0.25.0", "v0.26.0", "v0.26.4")
-#: Until the data stages are part of the build, the columns they convert are not compared.
-SKIP = frozenset() if data_stages_available() else deferred_columns("v0.27.0")
 
 
 def assert_only_allowed_differences(database, release="v0.27.0"):
-    differences = schema_differences(database, release, skip=SKIP)
+    differences = schema_differences(database, release)
     assert drift(differences) == [], "\n".join(d.describe() for d in drift(differences))
     return [d for d in differences if not d.is_drift]
 
