@@ -164,11 +164,16 @@ def test_merge(legacy):
     row("c1", "OpenAI-API-Compatible", "X", "chat", "active")
     row("c2", "OpenAI-API-Compatible", "X", "vision", "unsupported")
     row("c3", "OpenAI-API-Compatible", "X", "image2text", "active")
+    # names are compared as bytes, as RAGFlow's Python does: neither of these is "X"
+    row("d1", "OpenAI-API-Compatible", "x", "embedding", "active")
+    row("e1", "OpenAI-API-Compatible", "X ", "rerank", "active")
     registry.stages_of("v0.27.0")[1].apply(ctx)  # model_type_merge
     merged = sorted((m["id"], m["model_name"], m["model_type"], m["status"], m["extra"]) for m in ds.models(c))
     assert merged == [
         ("a1", "Qwen/Qwen3-VL-8B-Instruct", 9, "active", '{"max_tokens": 32000}'),  # image2text + chat = 9
         ("c1", "X", 1, "active", "{}"),                                              # 1 | 8 & ~8 = 1
+        ("d1", "x", 2, "active", "{}"),
+        ("e1", "X ", 16, "active", "{}"),
     ]  # whisper-1 inactive: dropped; ids of the first rows kept (FIX D25)
 
 

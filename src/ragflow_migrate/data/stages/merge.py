@@ -49,7 +49,7 @@ SELECT x.`id`, x.`ct`, x.`ut`, x.`model_name`, x.`provider_id`, x.`instance_id`,
 FROM (
   SELECT m.`id`, m.`model_name`, m.`provider_id`, m.`instance_id`, m.`extra`,
          ROW_NUMBER() OVER (PARTITION BY {g} ORDER BY m.`id`) AS rn,
-         COUNT(*) OVER (PARTITION BY {g}) AS `members`,
+         {members} AS `members`,
          BIT_OR(IF(m.`status` <> 'unsupported', {bit}, 0)) OVER (PARTITION BY {g}) AS `sup`,
          BIT_OR(IF(m.`status` = 'unsupported', {bit}, 0)) OVER (PARTITION BY {g}) AS `uns`,
          FIRST_VALUE(m.`status`) OVER (PARTITION BY {g} ORDER BY m.`status` = 'unsupported', m.`id`) AS `st`,
@@ -57,14 +57,19 @@ FROM (
   FROM `tenant_model` m WHERE {cond}
 ) x WHERE x.rn = 1
 """
-_GROUP_KEY = "m.`provider_id`, m.`instance_id`, m.`model_name` COLLATE utf8mb4_bin"
+# Names as bytes, as RAGFlow's Python compares them ('GPT-4o' is not 'gpt-4o', nor 'gpt-4o '); a
+# binary key also sorts about twice as fast as ``COLLATE utf8mb4_bin`` in the window functions.
+_GROUP_KEY = "m.`provider_id`, m.`instance_id`, CAST(m.`model_name` AS BINARY)"
 _GOOD_OBJECT = "CASE WHEN JSON_VALID(x.`extra`) THEN JSON_TYPE(x.`extra`) = 'OBJECT' ELSE 0 END"
 _KEEP = "(x.`st` = 'active' AND x.`bits` <> 0)"
 
 
-def _grouped(int_type: bool, cond: str = "1=1") -> str:
+def _grouped(int_type: bool, cond: str = "1=1", *, members: bool = True) -> str:
+    """``members`` (rows per group) is for the dry run's samples; the write has no use for it."""
     bit = "m.`model_type`" if int_type else canonical.bit_case_sql("m.`model_type`")
-    return render(_GROUPED, g=Raw(_GROUP_KEY), bit=Raw(bit), good=Raw(_GOOD_OBJECT), cond=Raw(cond))
+    count = f"COUNT(*) OVER (PARTITION BY {_GROUP_KEY})" if members else "NULL"
+    return render(_GROUPED, g=Raw(_GROUP_KEY), bit=Raw(bit), good=Raw(_GOOD_OBJECT), cond=Raw(cond),
+                  members=Raw(count))
 
 
 class MergeStage(DataStage):
@@ -159,7 +164,7 @@ class MergeStage(DataStage):
         written = 0
         for after, upto in sqlkit.key_ranges(conn, "tenant_model", "instance_id", self.batch(ctx)):
             cond, args = sqlkit.range_condition("m.`instance_id`", after, upto)
-            sql = insert + _grouped(int_type, cond) + ") x WHERE " + _KEEP
+            sql = insert + _grouped(int_type, cond, members=False) + ") x WHERE " + _KEEP
             with sqlkit.transaction(conn):
                 written += sqlkit.logged(ctx, self.name, sql, (clock.ms, clock.ms, *args))
             progress.advance(min(self.batch(ctx), max(0, work.counts["rows_before"] - progress.done)))
