@@ -141,7 +141,7 @@ class Resolver:
     # -- lookups (one set-based read each per page) -------------------------------------------------
 
     def _fill(self, table: str, columns: tuple[str, str], rows: set[tuple[str, str]]) -> None:
-        sqlkit.execute(self.ctx.conn, render("DELETE FROM {t}", t=table))
+        sqlkit.clear_temp(self.ctx.conn, table)
         items = sorted(rows)
         for i in range(0, len(items), 1000):
             sqlkit.insert_rows(self.ctx.conn, table, columns, items[i:i + 1000])

@@ -45,7 +45,7 @@ _LLM_BODY = """
   `provider_id` VARCHAR(32) NULL,
   `fast` TINYINT NOT NULL,
   KEY `rm_llm_pk` (`provider_id`, `ikey`),
-  KEY `rm_llm_pn` (`provider_id`, `llm_name`)
+  KEY `rm_llm_pn` (`provider_id`, `llm_name`, `ikey`)
 """
 
 _INST_BODY = """
@@ -180,7 +180,7 @@ def _compute_slow_rows(ctx: Any, info: dict[str, Any], key: tuple[str, ...], bat
             rows.append((seq, canonical.identity_of_key(api_key, api_base), int(canonical.key_has_is_tools(api_key)),
                          canonical.legacy_model_extra(api_key, max_tokens), canonical.instance_extra(api_base),
                          int(broken)))
-        sqlkit.execute(conn, render("DELETE FROM {t}", t=FIX))
+        sqlkit.clear_temp(conn, FIX)
         sqlkit.insert_rows(conn, FIX, ("seq", "ikey", "has_is_tools", "m_extra", "inst_extra", "broken_json"), rows)
         sqlkit.execute(conn, render(
             "UPDATE {t} s JOIN {f} f ON f.`seq` = s.`seq` SET s.`ikey` = f.`ikey`, s.`has_is_tools` = f.`has_is_tools`, "

@@ -7,7 +7,7 @@ One ALTER per table. Old INT values (legacy ``tenant_llm.id``) are then re-resol
 
 Then every row whose legacy value is non-empty and whose target is NULL, ``''`` or not 32
 characters long is resolved, a page at a time (:mod:`..resolve`), and written with one
-``UPDATE … JOIN`` per page and column. Unresolvable values become ``''`` (KEEP), and each
+``UPDATE … JOIN`` per page and table. Unresolvable values become ``''`` (KEEP), and each
 reason is reported with a count and samples (acceptance §6.5). Ids never point into another
 tenant: providers are looked up by the row's own tenant.
 """
@@ -126,15 +126,13 @@ class IdMigrationStage(DataStage):
                 continue
             total += len(results)
             resolved += sum(1 for r in results if r[3])
-            sqlkit.execute(conn, render("DELETE FROM {t}", t=RESULT))
+            sqlkit.clear_temp(conn, RESULT)
             with sqlkit.transaction(conn):
                 sqlkit.insert_rows(conn, RESULT, ("tbl", "id", "col", "value"), results)
-                for table, target in sorted({(r[0], r[2]) for r in results}):
-                    changed += sqlkit.logged(ctx, self.name, render(
-                        "UPDATE {r} r STRAIGHT_JOIN {t} x ON x.`id` = r.`id` {coll} "
-                        "SET x.{c} = r.`value` WHERE r.`tbl` = %s AND r.`col` = %s "
-                        "AND (x.{c} IS NULL OR x.{c} <> r.`value`)",
-                        t=table, r=RESULT, c=target, coll=colls[table]), (table, target))
+                for table in sorted({r[0] for r in results}):
+                    columns = sorted({r[2] for r in results if r[0] == table})
+                    sql, args = _update_sql(table, columns, colls[table])
+                    changed += sqlkit.logged(ctx, self.name, sql, args)
             progress.advance(len(results))
         progress.emit()
         work.counts["references_to_resolve"] = total
@@ -152,6 +150,21 @@ class IdMigrationStage(DataStage):
     def probe(self, ctx: RunContext, meta: Meta) -> bool:
         """The columns are not yet as v0.27.0 has them (missing, INT; tenant_ocr_id never added by RAGFlow)."""
         return bool(self.ddl_plan(meta))
+
+
+def _update_sql(table: str, columns: list[str], coll: sqlkit.Raw) -> tuple[str, tuple[str, ...]]:
+    """One UPDATE per table and page, all its columns at once (``rm_ids`` pivoted to a row per id):
+    a tenant's seven columns are one row write, not seven. Returns the statement and its parameters."""
+    picks = ", ".join(f"MAX(IF(`col` = %s, `value`, NULL)) AS `v{i}`" for i in range(len(columns)))
+    sets, differs = [], []
+    for i, column in enumerate(columns):
+        q = sqlkit.dialect.quote(column)
+        sets.append(f"x.{q} = COALESCE(r.`v{i}`, x.{q})")
+        differs.append(f"(r.`v{i}` IS NOT NULL AND NOT (x.{q} <=> r.`v{i}`))")
+    sql = (render("UPDATE (SELECT `id`, ", t=table) + picks + render(" FROM {r} WHERE `tbl` = %s GROUP BY `id`) r "
+           "STRAIGHT_JOIN {t} x ON x.`id` = r.`id` {coll} SET ", r=RESULT, t=table, coll=coll)
+           + ", ".join(sets) + " WHERE " + " OR ".join(differs))
+    return sql, (*columns, table)
 
 
 def _indexed(meta: Meta, table: str, column: str) -> bool:

@@ -146,20 +146,24 @@ class LegacyModelStage(DataStage):
             columns=("tenant_id", "provider_name", "model_name", "model_type", "status", "extra"))
 
     def _precheck(self, ctx: RunContext, meta: Meta, work: Work, int_mode: bool) -> None:
+        """Values too long for their tenant_model column, counted in one pass over the selected rows."""
         checks = [("model_name", "s.`llm_name`"), ("extra", "s.`m_extra`")]
         if not int_mode:
             checks.append(("model_type", "COALESCE(s.`model_type`, '')"))
-        for column, expr in checks:
-            limit = meta.max_length("tenant_model", column)
-            if limit is None:
-                continue
-            base = render("FROM {sel} r JOIN {llm} s ON s.`seq` = r.`seq` WHERE r.`instance_id` IS NOT NULL "
-                          "AND CHAR_LENGTH(", sel=SEL, llm=staging.LLM) + expr + ") > %s"
-            count = int(sqlkit.scalar(ctx.conn, "SELECT COUNT(*) " + base, (limit,)) or 0)
-            if count:
+        checks = [(c, e, meta.max_length("tenant_model", c)) for c, e in checks]
+        checks = [(c, e, limit) for c, e, limit in checks if limit is not None]
+        if not checks:
+            return
+        join = render("FROM {sel} r JOIN {llm} s ON s.`seq` = r.`seq` WHERE r.`instance_id` IS NOT NULL",
+                      sel=SEL, llm=staging.LLM)
+        sums = ", ".join(f"COALESCE(SUM(CHAR_LENGTH({e}) > %s), 0)" for _c, e, _l in checks)
+        counts = sqlkit.query(ctx.conn, f"SELECT {sums} {join}", tuple(limit for _c, _e, limit in checks))[0]
+        for (column, expr, limit), count in zip(checks, counts, strict=True):
+            if int(count):
                 rows = sqlkit.query(ctx.conn, "SELECT s.`src_id`, s.`tenant_id`, s.`llm_factory`, s.`llm_name` "
-                                    + base + " ORDER BY r.`seq` LIMIT 20", (limit,))
-                work.reject("tenant_model", column, limit, count,
+                                    + join + " AND CHAR_LENGTH(" + expr + ") > %s ORDER BY r.`seq` LIMIT 20",
+                                    (limit,))
+                work.reject("tenant_model", column, limit, int(count),
                             [{"tenant_llm.id": r[0], "tenant_id": r[1], "llm_factory": r[2], "llm_name": r[3]}
                              for r in rows])
 

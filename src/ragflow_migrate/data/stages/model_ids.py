@@ -158,7 +158,7 @@ class ModelIdStage(DataStage):
                 if not page["changes"]:
                     continue
                 json_changes += len(page["changes"])
-                sqlkit.execute(conn, render("DELETE FROM {t}", t=STAGE_JSON))
+                sqlkit.clear_temp(conn, STAGE_JSON)
                 with sqlkit.transaction(conn):
                     sqlkit.insert_rows(conn, STAGE_JSON, ("id", "old_hash", "value"), page["changes"])
                     n = sqlkit.logged(ctx, self.name, render(
