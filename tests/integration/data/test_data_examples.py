@@ -167,6 +167,11 @@ def test_merge(legacy):
     # names are compared as bytes, as RAGFlow's Python does: neither of these is "X"
     row("d1", "OpenAI-API-Compatible", "x", "embedding", "active")
     row("e1", "OpenAI-API-Compatible", "X ", "rerank", "active")
+    # the status is the first one that is not "unsupported", the id the first row's
+    row("f1", "OpenAI-API-Compatible", "Y", "vision", "unsupported")
+    row("f2", "OpenAI-API-Compatible", "Y", "chat", "active")
+    row("g1", "OpenAI-API-Compatible", "Z", "chat", "unsupported")
+    row("g2", "OpenAI-API-Compatible", "Z", "embedding", "inactive")
     registry.stages_of("v0.27.0")[1].apply(ctx)  # model_type_merge
     merged = sorted((m["id"], m["model_name"], m["model_type"], m["status"], m["extra"]) for m in ds.models(c))
     assert merged == [
@@ -174,6 +179,7 @@ def test_merge(legacy):
         ("c1", "X", 1, "active", "{}"),                                              # 1 | 8 & ~8 = 1
         ("d1", "x", 2, "active", "{}"),
         ("e1", "X ", 16, "active", "{}"),
+        ("f1", "Y", 1, "active", "{}"),                                              # 1 & ~8 = 1
     ]  # whisper-1 inactive: dropped; ids of the first rows kept (FIX D25)
 
 

