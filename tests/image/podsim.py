@@ -23,9 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from servers.harness import schema_root, shared_root
+
 REPO = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("RAGFLOW_MIGRATE_SHARED", REPO.parent / "shared"))
-SCHEMA = SHARED / "ragflow-schema"
+SHARED = shared_root()
+SCHEMA = schema_root()
 CATALOG = SHARED / "ragflow-data" / "llm_factories-v0.27.0.json"
 
 PODMAN_BASE = ["podman", "run", "--rm", "--pull=never", "--runtime", "runc", "--cgroup-manager", "cgroupfs",

@@ -103,19 +103,27 @@ class ProvisioningError(ServerError):
     """This machine lacks what the servers need: run tests/servers/provision.sh."""
 
 
-def schema_root() -> Path:
-    """The folder holding ``mariadb-10.11/`` and ``mysql-9.7/`` reference schemas.
+def shared_root() -> Path:
+    """The folder holding RAGFlow's facts (``ragflow-schema/``, ``ragflow-data/``), read, never copied.
 
-    ``$RAGFLOW_SCHEMA_DIR`` when set; else ``shared/ragflow-schema`` beside the repository
-    (CI lays ``shared/`` beside its clone), else ``/work/shared/ragflow-schema``.
+    ``$RAGFLOW_MIGRATE_SHARED`` when set; else ``shared/`` beside the repository (CI lays it beside
+    its clone), else ``/work/shared``.
     """
+    if os.environ.get("RAGFLOW_MIGRATE_SHARED"):
+        return Path(os.environ["RAGFLOW_MIGRATE_SHARED"])
+    repo = Path(__file__).resolve().parents[2]
+    for candidate in (repo.parent / "shared", repo / "shared"):
+        if (candidate / "ragflow-schema").is_dir():
+            return candidate
+    return Path("/work/shared")
+
+
+def schema_root() -> Path:
+    """The folder holding ``mariadb-10.11/`` and ``mysql-9.7/`` reference schemas
+    (``$RAGFLOW_SCHEMA_DIR`` when set, else :func:`shared_root`'s ``ragflow-schema``)."""
     if os.environ.get("RAGFLOW_SCHEMA_DIR"):
         return Path(os.environ["RAGFLOW_SCHEMA_DIR"])
-    repo = Path(__file__).resolve().parents[2]
-    for candidate in (repo.parent / "shared" / "ragflow-schema", repo / "shared" / "ragflow-schema"):
-        if candidate.is_dir():
-            return candidate
-    return Path("/work/shared/ragflow-schema")
+    return shared_root() / "ragflow-schema"
 
 
 def schema_path(label: str, release: str, kind: str = "fresh") -> Path:

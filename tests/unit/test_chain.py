@@ -7,7 +7,6 @@ Pure: the chain is replayed without a database and compared with RAGFlow's own f
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -16,8 +15,9 @@ from ragflow_migrate.schema import chain
 from ragflow_migrate.schema.diff import compare
 from ragflow_migrate.schema.models import MODELS
 from ragflow_migrate.schema.snapshot import from_models, from_reference_json
+from servers.harness import schema_root
 
-SCHEMAS = Path(__file__).resolve().parents[3] / "shared" / "ragflow-schema"
+SCHEMAS = schema_root()
 SERVERS = ("mysql-9.7", "mariadb-10.11")
 
 

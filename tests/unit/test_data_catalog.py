@@ -9,9 +9,10 @@ import pytest
 
 from ragflow_migrate.data.catalog import load_catalog, parse_catalog
 from ragflow_migrate.errors import ConfigError
+from servers.harness import shared_root
 
 SMALL = Path(__file__).resolve().parents[1] / "data" / "llm_factories.small.json"
-REAL = Path("/work/shared/ragflow-data")
+REAL = shared_root() / "ragflow-data"
 
 
 def test_small_catalogue():

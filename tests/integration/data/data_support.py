@@ -21,10 +21,11 @@ from ragflow_migrate.config import load_settings
 from ragflow_migrate.data import canonical, registry
 from ragflow_migrate.data.stages.base import DataStage
 from ragflow_migrate.steps import RunContext
+from servers.harness import shared_root
 
 TESTS = Path(__file__).resolve().parents[2]
 SMALL_CATALOG = TESTS / "data" / "llm_factories.small.json"
-SHARED = Path(os.environ.get("RAGFLOW_MIGRATE_SHARED", "/work/shared"))
+SHARED = shared_root()
 REAL_CATALOG = SHARED / "ragflow-data" / "llm_factories-v0.27.0.json"
 OWN_PREFIX = "ragflow_migrate_"
 
