@@ -99,18 +99,17 @@ class AdvisoryLock:
         if self.conn is None:
             return
         held = time.monotonic() - self.acquired_at if self.acquired_at else 0.0
-        if self.publish:
-            try:
-                db.execute(self.conn, f"DELETE FROM {dialect.quote(HOLDER_TABLE)} WHERE connection_id = %s",
-                           (self.connection_id,))
-            except pymysql.err.MySQLError:
-                pass  # never published (restricted account), or the session is gone
         try:
             db.query_one(self.conn, "SELECT RELEASE_LOCK(%s)", (self.name,))
             if self.acquired_at is not None:
                 self.log.info(events.LOCK_RELEASED, lock=self.name, held_s=round(held, 3))
+            # The name goes after the lock, never before: a waiter that sees this connection
+            # holding the lock always finds its row.
+            if self.publish:
+                db.execute(self.conn, f"DELETE FROM {dialect.quote(HOLDER_TABLE)} WHERE connection_id = %s",
+                           (self.connection_id,))
         except pymysql.err.MySQLError:
-            pass  # the session is gone, and the lock with it
+            pass  # the session is gone (and the lock with it), or nothing was published
         finally:
             self.close()
 
@@ -175,11 +174,25 @@ class AdvisoryLock:
 
 
 def lock_holder(conn: pymysql.connections.Connection, name: str) -> dict[str, Any] | None:
-    """Who holds lock ``name`` right now, as far as this account can see; None when free."""
-    row = db.query_one(conn, "SELECT IS_USED_LOCK(%s)", (name,))
-    if not row or row[0] is None:
-        return None
-    holder: dict[str, Any] = {"connection_id": int(row[0])}
+    """Who holds lock ``name`` right now, as far as this account can see; None when free.
+
+    The holder may release between our reads: when its published name is missing, the lock is
+    read again, and a changed holder is described afresh (a few times at most)."""
+    holder: dict[str, Any] | None = None
+    for _attempt in range(3):
+        row = db.query_one(conn, "SELECT IS_USED_LOCK(%s)", (name,))
+        if not row or row[0] is None:
+            return None
+        if holder is not None and holder["connection_id"] == int(row[0]):
+            return holder  # still the same holder: it simply published no name (not this tool)
+        holder = _describe(conn, name, int(row[0]))
+        if holder.get("instance"):
+            return holder
+    return holder
+
+
+def _describe(conn: pymysql.connections.Connection, name: str, connection_id: int) -> dict[str, Any]:
+    holder: dict[str, Any] = {"connection_id": connection_id}
     try:
         proc = db.query_one(
             conn,

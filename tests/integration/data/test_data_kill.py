@@ -51,7 +51,8 @@ def _prepare(database, schema_path) -> None:
 
 
 def _child(database) -> subprocess.Popen:
-    env = {**os.environ, **database.env, "PYTHONPATH": os.pathsep.join([str(HERE), str(SRC)])}
+    # data_support needs the tests folder too (servers.harness), as pytest's rootdir gives it
+    env = {**os.environ, **database.env, "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parents[1]), str(SRC)])}
     return subprocess.Popen([sys.executable, "-c", CHILD, str(BATCH)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
