@@ -146,12 +146,7 @@ class MergeStage(DataStage):
         """Create the new table and fill it from tenant_model; returns its row count."""
         conn = ctx.conn
         clock = Clock()
-        for leftover in (NEW_TABLE, RAGFLOW_TMP):
-            if meta.has_table(leftover):
-                sqlkit.logged(ctx, self.name, render("DROP TABLE {t}", t=leftover), level="info")
-        before = self._fingerprint(ctx)
-        sqlkit.logged(ctx, self.name, ddl.model_table(NEW_TABLE, work.data["collation"], int_type=True, indexes=False),
-                      level="info")
+        before = self._new_table(ctx, meta, work)
         insert = render(
             "INSERT INTO {new} (`id`, `create_time`, `create_date`, `update_time`, `update_date`, `model_name`, "
             "`provider_id`, `instance_id`, `model_type`, `status`, `extra`) "
@@ -179,6 +174,17 @@ class MergeStage(DataStage):
             raise StepFailedError(f"{self.name}: tenant_model changed while it was being merged; it is unchanged",
                                   hint="stop the RAGFlow pods that write to it, then run again")
         return count
+
+    def _new_table(self, ctx: RunContext, meta: Meta, work: Work) -> tuple:
+        """Drop leftovers of an interrupted merge (ours or RAGFlow's), create the new table with its
+        primary key only, and return tenant_model's fingerprint from before the copy."""
+        for leftover in (NEW_TABLE, RAGFLOW_TMP):
+            if meta.has_table(leftover):
+                sqlkit.logged(ctx, self.name, render("DROP TABLE {t}", t=leftover), level="info")
+        before = self._fingerprint(ctx)
+        sqlkit.logged(ctx, self.name, ddl.model_table(NEW_TABLE, work.data["collation"], int_type=True, indexes=False),
+                      level="info")
+        return before
 
     def _fingerprint(self, ctx: RunContext) -> tuple:
         return tuple(sqlkit.query(ctx.conn, "SELECT COUNT(*), MAX(`update_time`), MAX(`id`) FROM `tenant_model`")[0])
@@ -253,12 +259,7 @@ class MergeStage(DataStage):
     def _copy(self, ctx: RunContext, meta: Meta, work: Work) -> None:
         """Rebuild an INT tenant_model as-is (rows unchanged) in the right definition (D1)."""
         conn = ctx.conn
-        for leftover in (NEW_TABLE, RAGFLOW_TMP):
-            if meta.has_table(leftover):
-                sqlkit.logged(ctx, self.name, render("DROP TABLE {t}", t=leftover), level="info")
-        before = self._fingerprint(ctx)
-        sqlkit.logged(ctx, self.name, ddl.model_table(NEW_TABLE, work.data["collation"], int_type=True, indexes=False),
-                      level="info")
+        before = self._new_table(ctx, meta, work)
         cols = "`id`, `create_time`, `create_date`, `update_time`, `update_date`, `model_name`, `provider_id`, " \
                "`instance_id`, `model_type`, `status`, `extra`"
         for after, upto in sqlkit.key_ranges(conn, "tenant_model", "id", self.batch(ctx)):
