@@ -112,6 +112,7 @@ def test_model_id_config(legacy):
 
 
 def test_seeding(legacy):
+    """Seeding's rows, as the merge writes them in the same pass (VARCHAR model_type): merged, bits."""
     c = legacy.conn
     for t in ("t1", "t2", "t3"):
         ds.tenant(c, t)
@@ -120,23 +121,29 @@ def test_seeding(legacy):
     ds.llm(c, "t2", "OpenAI", "gpt-4o-mini", "sk-B2")
     ds.llm(c, "t3", "OpenAI-API-Compatible", "gpt-4o", '{"api_key": "k", "is_tools": true}')
     ctx = legacy.ctx()
-    for stage in (ProviderStage(), InstanceStage(), LegacyModelStage(), SeedingStage()):
+    for stage in (ProviderStage(), InstanceStage(), LegacyModelStage()):
         stage.apply(ctx)
+    before = ds.models(c)
+    seeding = SeedingStage()
+    assert seeding.plan(ctx).counts["models_to_seed"] == 2 * 7 + 6  # t2: 2 instances × 7; t1: 7 minus whisper-1
+    result = seeding.apply(ctx)
+    assert result.details["written_by"] == "model_type_merge" and ds.models(c) == before
+    merge = registry.stages_of("v0.27.0")[1]
+    assert merge.apply(ctx).details["models_seeded"] == 20
     rows = ds.models(c)
     t2 = sorted((m["instance_key"], m["model_name"], m["model_type"], m["status"], m["extra"])
                 for m in rows if m["tenant"] == "t2")
-    openai = [(n, t) for n, types in (("gpt-4o", ["chat"]), ("gpt-4o-mini", ["image2text", "chat"]), ("o1", ["chat"]),
-                                      ("text-embedding-3-small", ["embedding"]), ("whisper-1", ["speech2text"]),
-                                      ("tts-1", ["tts"])) for t in types]
-    for key in ("sk-B", "sk-B2"):  # each instance received every OpenAI entry
-        assert sorted((n, t) for k, n, t, _s, _e in t2 if k == key) == sorted(openai)
-    assert ("sk-B", "gpt-4o", "chat", "active", '{"is_tools": true, "max_tokens": 128000}') in t2
+    openai = {"gpt-4o": 1, "gpt-4o-mini": 8 | 1, "o1": 1, "text-embedding-3-small": 2, "whisper-1": 4, "tts-1": 32}
+    for key in ("sk-B", "sk-B2"):  # each instance received every OpenAI entry, its types merged into bits
+        assert {n: t for k, n, t, _s, _e in t2 if k == key} == openai
+    assert ("sk-B", "gpt-4o", 1, "active", '{"is_tools": true, "max_tokens": 128000}') in t2
     # FIX D10: t1 disabled whisper-1; t2's stays active
-    assert ("sk-B", "whisper-1", "speech2text", "active", '{"max_tokens": 26214400}') in t2
+    assert ("sk-B", "whisper-1", 4, "active", '{"max_tokens": 26214400}') in t2
     # CHOICE D11: t3's custom gpt-4o extra is not copied into t2's catalogue gpt-4o
     assert all(e != '{"is_tools": true, "max_tokens": 8192}' for _k, n, _t, _s, e in t2 if n == "gpt-4o")
-    t1 = [(m["model_name"], m["model_type"], m["status"]) for m in rows if m["tenant"] == "t1"]
-    assert ("whisper-1", "speech2text", "inactive") in t1
+    # t1's whisper-1 stays disabled (not re-seeded as active), so the merge drops it (KEEP)
+    t1 = {m["model_name"] for m in rows if m["tenant"] == "t1"}
+    assert t1 == set(openai) - {"whisper-1"}
 
 
 # --- §3.6 ---------------------------------------------------------------------------------------------------
@@ -174,7 +181,11 @@ def test_merge(legacy):
     row("g2", "OpenAI-API-Compatible", "Z", "embedding", "inactive")
     registry.stages_of("v0.27.0")[1].apply(ctx)  # model_type_merge
     merged = sorted((m["id"], m["model_name"], m["model_type"], m["status"], m["extra"]) for m in ds.models(c))
-    assert merged == [
+    # the merge also writes what seeding adds (one pass): the SILICONFLOW catalogue models the instance lacks
+    assert sorted(r[1:] for r in merged if len(r[0]) == 32) == [
+        ("BAAI/bge-large-zh-v1.5", 2, "active", '{"max_tokens": 512}'),
+        ("BAAI/bge-reranker-v2-m3", 16, "active", '{"max_tokens": 8192}')]
+    assert [r for r in merged if len(r[0]) < 32] == [
         ("a1", "Qwen/Qwen3-VL-8B-Instruct", 9, "active", '{"max_tokens": 32000}'),  # image2text + chat = 9
         ("c1", "X", 1, "active", "{}"),                                              # 1 | 8 & ~8 = 1
         ("d1", "x", 2, "active", "{}"),

@@ -62,6 +62,18 @@ def _wait_ready(proc: subprocess.Popen) -> None:
     assert line.strip() == "ready", (line, proc.stderr.read() if proc.poll() is not None else "")
 
 
+def _wait_sessions_gone(conn, name: str, timeout: float = 120.0) -> None:
+    """The killed child's server session ends only when its running statement does (an ALTER goes on
+    after its client is gone). The real runner holds the advisory lock, which waits for exactly this;
+    the matrix's children take none, so the re-run waits here instead of racing the dead one's DDL."""
+    deadline = time.monotonic() + timeout
+    while ds._q(conn, "SELECT id FROM information_schema.processlist WHERE db = %s AND id <> CONNECTION_ID() "
+                "AND command <> 'Sleep'",
+                (name,)):
+        assert time.monotonic() < deadline, "the killed child's session is still running"
+        time.sleep(0.05)
+
+
 @pytest.mark.slow
 def test_kill_matrix(database, ragflow_schema):
     schema_path = ragflow_schema("v0.26.0")
@@ -89,6 +101,7 @@ def test_kill_matrix(database, ragflow_schema):
         proc.wait(30)
         conn = database.connect(charset="utf8mb4")
         try:
+            _wait_sessions_gone(conn, database.name)
             records = ds._q(conn, "SELECT stage, status FROM ragflow_migrate_data_stage") \
                 if ds.has_table(conn, "ragflow_migrate_data_stage") else []
             killed_in.append(next((s for s, st in records if st == "started"), "between stages"))

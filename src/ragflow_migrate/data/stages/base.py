@@ -60,6 +60,10 @@ class Work:
             self.rejections.append(Rejection(table, column, limit, count, rows, reason))
 
 
+#: Ordinals per key in :meth:`IdSequence.sql_keyed` (catalogue rows, here).
+ORDINALS = 2**20
+
+
 class IdSequence:
     """Ids of new rows: 32 lower-case hex characters, like RAGFlow's ``uuid1().hex``, but increasing.
 
@@ -76,6 +80,12 @@ class IdSequence:
     def sql(order_by: str) -> str:
         """The id expression of an INSERT … SELECT; its two parameters are :meth:`args`."""
         return f"LOWER(CONCAT(%s, LPAD(HEX(%s + ROW_NUMBER() OVER (ORDER BY {order_by})), 16, '0')))"
+
+    @staticmethod
+    def sql_keyed(seq: str, ordinal: str) -> str:
+        """Like :meth:`sql` for rows keyed by a number and an ordinal below 2**20 (no window, no sort
+        needed): unique while those pairs are, increasing in their order, the same on every page."""
+        return f"LOWER(CONCAT(%s, LPAD(HEX(%s + {seq} * {ORDINALS} + {ordinal}), 16, '0')))"
 
     def args(self) -> tuple[str, int]:
         return (self.prefix, self.next)

@@ -10,6 +10,12 @@ tenant's instance, and nobody else's); otherwise ``active`` and the catalogue's
 ``{"is_tools": true, "max_tokens": N}``. Set-based: one ``INSERT … SELECT`` per range of
 instances, joining a staged copy of the catalogue.
 
+While ``model_type`` is VARCHAR (the normal path) this stage only checks and counts: the rows
+are written by the merge, the next stage, in the same pass as it merges them (spec §3.5,
+set-based 3; :mod:`.seed_merge`), once instead of twice. The merge seeds whenever it runs on a
+VARCHAR ``model_type``, so a stop between the two stages, or a run of the merge alone, loses
+no model. The dry run still counts (and samples) the rows seeding adds.
+
 When ``model_type`` is already INT (RAGFlow's v0.27 startup ran first, D4), seeding writes
 what the merge would have made of it: one row per model with the OR of its bits, for the
 instances the migration created, skipping models the legacy rows disabled.
@@ -17,10 +23,11 @@ instances the migration created, skipping models the legacy rows disabled.
 
 from __future__ import annotations
 
+from ...errors import ConfigError
 from ...steps import RunContext, StepResult
 from .. import sqlkit, staging
 from ..sqlkit import Meta, Raw, render
-from .base import Clock, DataStage, IdSequence, Work
+from .base import ORDINALS, Clock, DataStage, IdSequence, Work
 
 CAT = "rm_cat"
 SEED = "rm_seed_inst"
@@ -39,11 +46,11 @@ _CAT_BODY = """
 """
 _SEED_BODY = """
   `seq` BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
-  `instance_id` VARCHAR(32) NOT NULL,
+  `instance_id` VARCHAR(32) {icoll} NOT NULL,
   `provider_id` VARCHAR(32) NOT NULL,
   `ikey` BINARY(16) NULL,
   `cat_provider` VARCHAR(128) NOT NULL,
-  `intl` TINYINT NOT NULL
+  `intl` TINYINT NOT NULL{ikey}
 """
 _GROUP_BODY = """
   `instance_id` VARCHAR(32) NOT NULL,
@@ -98,19 +105,19 @@ SELECT x.`instance_id`, x.`model_name`, IF(x.`st` = 'unsupported', 'active', x.`
                                        ORDER BY m.`status` = 'unsupported', m.`id`) AS st,
          FIRST_VALUE(IF(""" + GOOD_EXTRA + """, m.`extra`, NULL)) OVER (
              PARTITION BY m.`instance_id`, m.`model_name` ORDER BY """ + GOOD_EXTRA + """ DESC, m.`id`) AS ex
-  FROM `tenant_model` m WHERE m.`model_name` IS NOT NULL
+  FROM {src} m WHERE m.`model_name` IS NOT NULL
 ) x WHERE x.rn = 1
 """
 _INSERT_STRING = """
-INSERT INTO `tenant_model` (`id`, `create_time`, `create_date`, `update_time`, `update_date`, `model_name`,
-                            `provider_id`, `instance_id`, `model_type`, `status`, `extra`)
+INSERT INTO {target} (`id`, `create_time`, `create_date`, `update_time`, `update_date`, `model_name`,
+                      `provider_id`, `instance_id`, `model_type`, `status`, `extra`)
 SELECT {newid} AS `id`, %s AS `ct`, %s AS `cd`, %s AS `ut`, %s AS `ud`, c.`llm_name` AS `model_name`,
        s.`provider_id` AS `provider_id`, s.`instance_id` AS `instance_id`, c.`type_str` AS `model_type`,
        COALESCE(g.`status`, 'active') AS `status`, COALESCE(g.`extra`, c.`extra`) AS `extra`
 FROM {seed} s
 STRAIGHT_JOIN {cat} c ON c.`provider_name` = s.`cat_provider` AND c.`intl` = s.`intl`
 LEFT JOIN {grp} g ON g.`instance_id` = s.`instance_id` AND g.`model_name` = c.`llm_name` {cmn}
-WHERE s.`seq` > %s AND s.`seq` <= %s
+WHERE {page}
   AND NOT EXISTS (SELECT 1 FROM {have} h WHERE h.`instance_id` = s.`instance_id`
                   AND h.`model_name` = c.`llm_name` {cmn} AND h.`model_type` = c.`type_str` {cmt})
 ORDER BY s.`seq`, c.`ord`
@@ -134,6 +141,57 @@ ORDER BY s.`seq`, c.`ord`
 """
 
 
+#: The seeding pages of the stage itself (INT mode, and the dry run's counts): ranges of ``seq``.
+SEQ_PAGE = Raw("s.`seq` > %s AND s.`seq` <= %s")
+
+
+def build_catalog(ctx: RunContext, stage: DataStage, meta: Meta, work: Work) -> None:
+    """The catalogue as a session table (one row per model and type), and the rows too long for
+    ``tenant_model`` rejected up front (nothing is written when one is)."""
+    conn = ctx.conn
+    catalog = stage.catalog(ctx)
+    rows = catalog.seed_rows()
+    if len(rows) >= ORDINALS:  # ids of seeded rows are (instance, catalogue row) numbers
+        raise ConfigError(f"model catalogue {catalog.path} lists {len(rows)} model types; at most {ORDINALS - 1} "
+                          "are supported", hint="is this RAGFlow's llm_factories.json?")
+    sqlkit.temp_table(conn, CAT, _CAT_BODY)
+    for i in range(0, len(rows), 1000):
+        sqlkit.insert_rows(conn, CAT, ("provider_name", "intl", "llm_name", "type_str", "bit", "extra", "ord"),
+                           [(r.provider_name, r.intl, r.llm_name, r.type_str, r.bit, r.extra, r.order)
+                            for r in rows[i:i + 1000]])
+    for column, expr in (("model_name", "`llm_name`"), ("model_type", "`type_str`"), ("extra", "`extra`")):
+        limit = meta.max_length("tenant_model", column)
+        if limit is None or (column == "model_type" and meta.is_int("tenant_model", "model_type")):
+            continue
+        bad = sqlkit.query(conn, render("SELECT DISTINCT `provider_name`, `llm_name` FROM {t} WHERE "
+                                        "CHAR_LENGTH(", t=CAT) + expr + ") > %s", (limit,))
+        work.reject("tenant_model", column, limit, len(bad), [list(b) for b in bad[:20]],
+                    f"too long in the catalogue {catalog.path}")
+
+
+def build_seed_instances(ctx: RunContext, meta: Meta, *, by_instance: bool = False) -> int:
+    """``rm_seed_inst``: every instance of a provider named like a catalogue factory (VARCHAR
+    ``model_type``), in id order; returns how many. ``by_instance``: the instance id in
+    ``tenant_model.instance_id``'s collation, indexed, for pages cut along that column (the merge)."""
+    icoll = meta.collation("tenant_model", "instance_id") if by_instance else Raw("")
+    ikey = Raw(",\n  KEY `rm_seed_inst_i` (`instance_id`)") if by_instance else Raw("")
+    sqlkit.temp_table(ctx.conn, SEED, render(_SEED_BODY, icoll=icoll, ikey=ikey))
+    sqlkit.execute(ctx.conn, render(_SEED_STRING, seed=SEED, cat=CAT,
+                                    cpi=meta.collation("tenant_model_provider", "id"),
+                                    cpn=meta.collation("tenant_model_provider", "provider_name")))
+    return int(sqlkit.scalar(ctx.conn, render("SELECT COUNT(*) FROM {t}", t=SEED)) or 0)
+
+
+def seeded_rows_sql(meta: Meta, *, target: str, grp: str, have: str, page: Raw) -> str:
+    """``INSERT INTO target … SELECT`` of the rows seeding adds (VARCHAR ``model_type``), for the
+    instances ``page`` selects. Parameters: :meth:`IdSequence.args`, create time and date, update
+    time and date, then the page's own."""
+    return render(_INSERT_STRING, target=target, seed=SEED, cat=CAT, grp=grp, have=have, page=page,
+                  newid=Raw(IdSequence.sql_keyed("s.`seq`", "c.`ord`")),
+                  cmn=meta.collation("tenant_model", "model_name"),
+                  cmt=meta.collation("tenant_model", "model_type"))
+
+
 class SeedingStage(DataStage):
     stage = "tenant_model_seeding"
     gate = "v0.27.0"
@@ -145,33 +203,29 @@ class SeedingStage(DataStage):
         conn = ctx.conn
         int_mode = meta.is_int("tenant_model", "model_type")
         work.data["int_mode"] = int_mode
-        rows = self.catalog(ctx).seed_rows()
-        sqlkit.temp_table(conn, CAT, _CAT_BODY)
-        for i in range(0, len(rows), 1000):
-            sqlkit.insert_rows(conn, CAT, ("provider_name", "intl", "llm_name", "type_str", "bit", "extra", "ord"),
-                               [(r.provider_name, r.intl, r.llm_name, r.type_str, r.bit, r.extra, r.order)
-                                for r in rows[i:i + 1000]])
-        self._check_catalog(ctx, meta, work)
-        sqlkit.temp_table(conn, SEED, _SEED_BODY)
-        colls = dict(cpi=meta.collation("tenant_model_provider", "id"),
-                     cpn=meta.collation("tenant_model_provider", "provider_name"))
+        build_catalog(ctx, self, meta, work)
         if int_mode:
             staging.build_llm(ctx, self.name, meta, batch=self.batch(ctx))
             staging.attach_providers(ctx, meta)
             staging.build_instances(ctx, self.name, meta, batch=self.batch(ctx))
-            sqlkit.execute(conn, render(_SEED_INT, seed=SEED, inst=staging.INST, cat=CAT, llm=staging.LLM, **colls))
+            sqlkit.temp_table(conn, SEED, render(_SEED_BODY, icoll=Raw(""), ikey=Raw("")))
+            sqlkit.execute(conn, render(_SEED_INT, seed=SEED, inst=staging.INST, cat=CAT, llm=staging.LLM,
+                                        cpi=meta.collation("tenant_model_provider", "id"),
+                                        cpn=meta.collation("tenant_model_provider", "provider_name")))
+            work.counts["instances"] = int(sqlkit.scalar(conn, render("SELECT COUNT(*) FROM {t}", t=SEED)) or 0)
             work.notes.append("tenant_model.model_type is already INT (D4): seeding writes merged rows (bits) for "
                               "the instances the migration created")
         else:
-            sqlkit.execute(conn, render(_SEED_STRING, seed=SEED, cat=CAT, **colls))
+            work.counts["instances"] = build_seed_instances(ctx, meta)
+            if work.executing:
+                return  # the merge writes these rows, merged, in the same pass (see write)
             sqlkit.temp_table(conn, GROUP, _GROUP_BODY)
-            sqlkit.execute(conn, render(_GROUPS, grp=GROUP))
+            sqlkit.execute(conn, render(_GROUPS, grp=GROUP, src="tenant_model"))
         cmn = meta.collation("tenant_model", "model_name")
-        cmt = Raw("") if int_mode else meta.collation("tenant_model", "model_type")
-        sqlkit.temp_table(conn, HAVE, render(_HAVE_BODY, cmn=cmn, cmt=cmt if not int_mode else cmn))
+        sqlkit.temp_table(conn, HAVE, render(_HAVE_BODY, cmn=cmn, cmt=cmn if int_mode else
+                                             meta.collation("tenant_model", "model_type")))
         sqlkit.execute(conn, render("INSERT INTO {h} (`instance_id`, `model_name`, `model_type`) SELECT `instance_id`, "
                                     "COALESCE(`model_name`, ''), `model_type` FROM `tenant_model`", h=HAVE))
-        work.counts["instances"] = int(sqlkit.scalar(conn, render("SELECT COUNT(*) FROM {t}", t=SEED)) or 0)
         if work.executing:
             return  # counted while written (the count would cost as much as the insert)
         total = 0
@@ -185,25 +239,14 @@ class SeedingStage(DataStage):
                                    columns=("model_name", "provider_id", "instance_id", "model_type", "status",
                                             "extra"))
 
-    def _check_catalog(self, ctx: RunContext, meta: Meta, work: Work) -> None:
-        for column, expr in (("model_name", "`llm_name`"), ("model_type", "`type_str`"), ("extra", "`extra`")):
-            limit = meta.max_length("tenant_model", column)
-            if limit is None or (column == "model_type" and meta.is_int("tenant_model", "model_type")):
-                continue
-            bad = sqlkit.query(ctx.conn, render("SELECT DISTINCT `provider_name`, `llm_name` FROM {t} WHERE "
-                                                "CHAR_LENGTH(", t=CAT) + expr + ") > %s", (limit,))
-            work.reject("tenant_model", column, limit, len(bad), [list(b) for b in bad[:20]],
-                        f"too long in the catalogue {self.catalog(ctx).path}")
-
     def _select(self, meta: Meta, int_mode: bool) -> str:
-        sql = _INSERT_INT if int_mode else _INSERT_STRING
-        sql = sql[sql.index("SELECT"):]
-        return render(sql, seed=SEED, cat=CAT, grp=GROUP, llm=staging.LLM, have=HAVE,
+        if not int_mode:
+            sql = seeded_rows_sql(meta, target="tenant_model", grp=GROUP, have=HAVE, page=SEQ_PAGE)
+            return sql[sql.index("SELECT"):]
+        sql = _INSERT_INT[_INSERT_INT.index("SELECT"):]
+        return render(sql, seed=SEED, cat=CAT, llm=staging.LLM, have=HAVE,
                       newid=Raw(IdSequence.sql("s.`seq`, c.`ord`")),
-                      cmi=meta.collation("tenant_model", "instance_id"),
-                      cmp=meta.collation("tenant_model", "provider_id"),
                       cmn=meta.collation("tenant_model", "model_name"),
-                      cmt=Raw("") if int_mode else meta.collation("tenant_model", "model_type"),
                       cln=meta.collation("tenant_llm", "llm_name") if meta.has_table("tenant_llm") else Raw(""))
 
     @staticmethod
@@ -216,11 +259,18 @@ class SeedingStage(DataStage):
         return sqlkit.key_ranges(ctx.conn, SEED, "seq", max(1, self.batch(ctx) // 50))
 
     def write(self, ctx: RunContext, meta: Meta, work: Work) -> StepResult:
+        if not work.data["int_mode"]:
+            # Seed and merge in one pass (spec §3.5, set-based 3): model_type_merge, the next stage, adds
+            # these rows to the groups it merges, page by page, so they are written once, merged, instead
+            # of into tenant_model and then again into its merged copy. The merge seeds whenever it runs on
+            # a VARCHAR model_type, so a stop between the two stages loses nothing.
+            return StepResult(rows=work.counts["instances"], changes=0,
+                              details={"written_by": "model_type_merge", "int_mode": False})
         clock, ids = Clock(), IdSequence()
         progress = ctx.progress(self.name, work.counts["instances"], unit="instances")
         insert = "INSERT INTO `tenant_model` (`id`, `create_time`, `create_date`, `update_time`, `update_date`, " \
                  "`model_name`, `provider_id`, `instance_id`, `model_type`, `status`, `extra`) " \
-                 + self._select(meta, work.data["int_mode"])
+                 + self._select(meta, True)
         seeded = 0
         if work.counts["instances"]:
             for after, upto in self._ranges(ctx):
@@ -233,7 +283,7 @@ class SeedingStage(DataStage):
             progress.emit()
         work.counts["models_to_seed"] = seeded
         return StepResult(rows=work.counts["instances"], changes=seeded,
-                          details={"models_seeded": seeded, "int_mode": work.data["int_mode"]})
+                          details={"models_seeded": seeded, "int_mode": True})
 
     def cleanup(self, ctx: RunContext) -> None:
         super().cleanup(ctx)

@@ -1,0 +1,205 @@
+"""Seeding and the merge in one pass, while ``model_type`` is VARCHAR (spec §3.5, set-based 3).
+
+Seeding (stage 5) would add one row per catalogue model and type to every instance, and the merge
+(stage 6) would then read them all back and write one merged row per model into a new table:
+every seeded row written twice, the first time into the live, fully indexed ``tenant_model``.
+Here the merge takes the instances a page at a time and, in session tables only (no redo, no
+binary log, no secondary index of the live table to maintain):
+
+1. copies the page's ``tenant_model`` rows (``src`` 0) into ``rm_pg``;
+2. adds the rows seeding would have added to those instances (``src`` 1), with seeding's own
+   statement (:func:`seeding.seeded_rows_sql`): its ids, its values from the same
+   ``(instance, model)`` group (D10, D11), its skip of ``(instance, model, type)`` already there;
+3. groups the page as the merge does (``rm_pg_agg``): type bits, the first row, the first status
+   that is not ``unsupported``;
+4. writes the kept groups into the new table (one ``INSERT … SELECT``).
+
+The result is row for row what seeding followed by the merge writes. Every page reads whole
+instances (pages are ranges of ``tenant_model.instance_id`` in that column's own collation, so
+the page's seeded instances and its existing rows fall in the same range), and every table is
+referenced once per statement (MySQL cannot reopen a session table within one statement).
+Each ``tenant_model`` row must be read exactly once: the build fails when the pages' count
+differs from the table's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from ...errors import StepFailedError
+from ...steps import RunContext
+from .. import canonical, sqlkit
+from ..sqlkit import Meta, Raw, render
+from . import seeding
+from .base import Clock, IdSequence
+
+PAGE = "rm_pg"
+PAGE_HAVE = "rm_pg_have"
+PAGE_GROUP = "rm_pg_group"
+PAGE_AGG = "rm_pg_agg"
+DRIVER = "rm_pg_inst"
+REMAP = "rm_remap"
+TABLES = (PAGE, PAGE_HAVE, PAGE_GROUP, PAGE_AGG, DRIVER, REMAP, seeding.CAT, seeding.SEED)
+
+SAMPLES = 5
+_COLUMNS = ("id", "create_time", "create_date", "update_time", "update_date", "model_name", "provider_id",
+            "instance_id", "model_type", "status", "extra")
+# The group's status (g: its aggregate, f: its first row).
+_STATUS = ("(CASE WHEN g.`sid` IS NULL THEN 'unsupported' WHEN g.`sid` = g.`id` THEN f.`status` "
+           "ELSE g.`status` END)")
+_KEPT = "(" + _STATUS + " = 'active' AND g.`bits` <> 0)"
+_GOOD_OBJECT = "CASE WHEN JSON_VALID(f.`extra`) THEN JSON_TYPE(f.`extra`) = 'OBJECT' ELSE 0 END"
+
+
+def _column_sql(meta: Meta, column: str) -> str:
+    """``tenant_model``'s own definition of a column (type, collation, NULL), for a session copy."""
+    info = meta.column("tenant_model", column)
+    if info is None:
+        raise StepFailedError(f"data model_type_merge: tenant_model has no column {column}; nothing was changed",
+                              hint="tenant_model is not a RAGFlow v0.26 table; check the database")
+    coll = f" {meta.collation('tenant_model', column)}" if info.collation else ""
+    return f"{sqlkit.dialect.quote(column)} {info.column_type}{coll} {'NULL' if info.nullable else 'NOT NULL'}"
+
+
+class SeedMerge:
+    """The page loop of the VARCHAR merge; :meth:`prepare`, then :meth:`pages` and :meth:`run_page`."""
+
+    def __init__(self, ctx: RunContext, meta: Meta, step: str, *, page_rows: int, remap: bool) -> None:
+        self.ctx, self.meta, self.step = ctx, meta, step
+        self.page_rows = max(1, page_rows)
+        self.remap = remap
+        self.clock, self.ids = Clock(), IdSequence()
+        self.instances = self.seeded = self.read = self.written = 0
+        self.groups = self.dropped_inactive = 0  # counted by the dry run
+        self.samples: list[tuple] = []
+        self._per_instance = 1
+
+    # -- set-up ---------------------------------------------------------------------------------------
+
+    def prepare(self, stage: Any, work: Any) -> None:
+        """Session tables: the catalogue (rows too long are rejected into ``work``), the instances to
+        seed, the page tables and the page driver (every instance id of either source, once)."""
+        conn, meta = self.ctx.conn, self.meta
+        seed = meta.has_table("tenant_model_instance") and meta.has_table("tenant_model_provider")
+        if seed:
+            seeding.build_catalog(self.ctx, stage, meta, work)
+            self.instances = seeding.build_seed_instances(self.ctx, meta, by_instance=True)
+        else:
+            sqlkit.temp_table(conn, seeding.SEED, render(seeding._SEED_BODY, ikey=Raw(""),
+                                                         icoll=meta.collation("tenant_model", "instance_id")))
+        cols = {c: _column_sql(meta, c) for c in _COLUMNS}
+        sqlkit.temp_table(conn, PAGE, ",\n".join(cols.values()) + ",\n`src` TINYINT NOT NULL DEFAULT 1,\n"
+                          "PRIMARY KEY (`id`)")
+        sqlkit.temp_table(conn, PAGE_HAVE, ",\n".join((cols["instance_id"], cols["model_name"], cols["model_type"]))
+                          + ",\nKEY `rm_pg_have_k` (`instance_id`, `model_name`, `model_type`)")
+        nullable = [cols[c].replace("NOT NULL", "NULL") for c in ("status", "extra")]  # NULL: none found
+        ids = [cols["id"].replace("`id`", f"`{c}`", 1).replace("NOT NULL", "NULL") for c in ("sid", "eid")]
+        sqlkit.temp_table(conn, PAGE_GROUP, ",\n".join((cols["instance_id"], cols["model_name"], *nullable, *ids))
+                          + ",\nKEY `rm_pg_group_k` (`instance_id`, `model_name`)")
+        sqlkit.temp_table(conn, PAGE_AGG, cols["id"] + ",\n" + cols["id"].replace("`id`", "`sid`", 1)
+                          .replace("NOT NULL", "NULL") + ",\n`bits` BIGINT NOT NULL,\n`members` INT NOT NULL,\n"
+                          + cols["status"].replace("NOT NULL", "NULL") + ",\nPRIMARY KEY (`id`)")
+        if self.remap:
+            sqlkit.temp_table(conn, REMAP, cols["id"].replace("`id`", "`old_id`", 1) + ",\n"
+                              + cols["id"].replace("`id`", "`new_id`", 1) + ",\nPRIMARY KEY (`old_id`)")
+        sqlkit.temp_table(conn, DRIVER, cols["instance_id"] + ",\nPRIMARY KEY (`instance_id`)")
+        sqlkit.execute(conn, render("INSERT INTO {d} (`instance_id`) SELECT `instance_id` FROM `tenant_model` "
+                                    "UNION SELECT `instance_id` FROM {s}", d=DRIVER, s=seeding.SEED))
+        driver = int(sqlkit.scalar(conn, render("SELECT COUNT(*) FROM {d}", d=DRIVER)) or 0)
+        rows = int(sqlkit.scalar(conn, "SELECT COUNT(*) FROM `tenant_model`") or 0)
+        if seed and self.instances:
+            rows += int(sqlkit.scalar(conn, render(
+                "SELECT COALESCE(SUM(n.`n`), 0) FROM {s} s JOIN (SELECT `provider_name`, `intl`, COUNT(*) AS `n` "
+                "FROM {c} GROUP BY `provider_name`, `intl`) n ON n.`provider_name` = s.`cat_provider` "
+                "AND n.`intl` = s.`intl`", s=seeding.SEED, c=seeding.CAT)) or 0)
+        self._per_instance = max(1, rows // max(1, driver))
+        self.driver = driver
+
+    def pages(self) -> Iterator[tuple[Any, Any]]:
+        """Ranges of instance ids of about ``page_rows`` rows each (existing and seeded together)."""
+        return sqlkit.key_ranges(self.ctx.conn, DRIVER, "instance_id", max(1, self.page_rows // self._per_instance))
+
+    # -- one page -------------------------------------------------------------------------------------
+
+    def run_page(self, new_table: str | None, after: Any, upto: Any) -> int:
+        """Merge one page of instances into ``new_table`` (None: only count, for the dry run);
+        returns the rows written (or that would be)."""
+        ctx, conn = self.ctx, self.ctx.conn
+        for table in (PAGE, PAGE_HAVE, PAGE_GROUP, PAGE_AGG):
+            sqlkit.clear_temp(conn, table)
+        cols = ", ".join(sqlkit.dialect.quote(c) for c in _COLUMNS)
+        cond, args = sqlkit.range_condition("m.`instance_id`", after, upto)
+        self.read += sqlkit.logged(ctx, self.step, render("INSERT INTO {p} (", p=PAGE) + cols + ", `src`) SELECT "
+                                   + ", ".join(f"m.{sqlkit.dialect.quote(c)}" for c in _COLUMNS)
+                                   + ", 0 FROM `tenant_model` m WHERE " + cond, args)
+        if self.instances:
+            self._seed(after, upto)
+        sqlkit.logged(ctx, self.step, render(
+            "INSERT INTO {a} (`id`, `sid`, `bits`, `members`) SELECT MIN(m.`id`), MIN(IF(m.`status` <> 'unsupported', "
+            "m.`id`, NULL)), BIT_OR(IF(m.`status` <> 'unsupported', {bit}, 0)) & ~BIT_OR(IF(m.`status` = "
+            "'unsupported', {bit}, 0)), COUNT(*) FROM {p} m GROUP BY m.`provider_id`, m.`instance_id`, CAST(m.`model_name` AS BINARY)",
+            a=PAGE_AGG, p=PAGE, bit=Raw(canonical.bit_case_sql("m.`model_type`"))))
+        # the group's status: that of its first row that is not 'unsupported' (none: 'unsupported'); read
+        # here only when that is not the group's first row (which the final join reads anyway)
+        sqlkit.logged(ctx, self.step, render("UPDATE {a} g STRAIGHT_JOIN {p} s ON s.`id` = g.`sid` "
+                                             "SET g.`status` = s.`status` WHERE g.`sid` <> g.`id`", a=PAGE_AGG, p=PAGE))
+        if self.remap:
+            sqlkit.logged(ctx, self.step, render(
+                "INSERT INTO {r} (`old_id`, `new_id`) SELECT x.`id`, x.`first` FROM (SELECT m.`id`, m.`src`, "
+                "FIRST_VALUE(m.`id`) OVER (PARTITION BY m.`provider_id`, m.`instance_id`, CAST(m.`model_name` AS "
+                "BINARY) ORDER BY m.`id`) AS `first` FROM {p} m) x WHERE x.`src` = 0 AND x.`id` <> x.`first`",
+                r=REMAP, p=PAGE))
+        if new_table is None:
+            return self._count_page()
+        now = self.clock.ms
+        with sqlkit.transaction(conn):
+            written = sqlkit.logged(ctx, self.step, render("INSERT INTO {n} (", n=new_table) + cols + render(
+                ") SELECT f.`id`, COALESCE(f.`create_time`, %s), FROM_UNIXTIME(FLOOR(COALESCE(f.`create_time`, %s) "
+                "/ 1000)), COALESCE(f.`update_time`, %s), FROM_UNIXTIME(FLOOR(COALESCE(f.`update_time`, %s) / 1000)), "
+                "f.`model_name`, f.`provider_id`, f.`instance_id`, g.`bits`, 'active', IF({good}, f.`extra`, '{{}}') "
+                "FROM {a} g STRAIGHT_JOIN {p} f ON f.`id` = g.`id` WHERE " + _KEPT, good=Raw(_GOOD_OBJECT), a=PAGE_AGG, p=PAGE),
+                (now, now, now, now))
+        self.written += written
+        return written
+
+    def _count_page(self) -> int:
+        groups, kept, inactive = (int(v or 0) for v in sqlkit.query(self.ctx.conn, render(
+            "SELECT COUNT(*), SUM(" + _KEPT + "), SUM(NOT (" + _STATUS + " <=> 'active')) FROM {a} g STRAIGHT_JOIN "
+            "{p} f ON f.`id` = g.`id`", a=PAGE_AGG, p=PAGE))[0])
+        self.groups += groups
+        self.dropped_inactive += inactive
+        self.written += kept
+        if len(self.samples) < SAMPLES:
+            self.samples += sqlkit.query(self.ctx.conn, render(
+                "SELECT f.`model_name`, f.`provider_id`, f.`instance_id`, g.`bits`, " + _STATUS
+                + ", IF({good}, f.`extra`, '{{}}'), g.`members` FROM {a} g STRAIGHT_JOIN {p} f "
+                "ON f.`id` = g.`id` WHERE g.`members` > 1 ORDER BY g.`id` LIMIT %s", good=Raw(_GOOD_OBJECT),
+                a=PAGE_AGG, p=PAGE), (SAMPLES - len(self.samples),))
+        return kept
+
+    def _seed(self, after: Any, upto: Any) -> None:
+        """The page's share of stage 5: the rows seeding adds to these instances, into ``rm_pg``."""
+        ctx, conn = self.ctx, self.ctx.conn
+        sqlkit.execute(conn, render("INSERT INTO {h} (`instance_id`, `model_name`, `model_type`) SELECT "
+                                    "`instance_id`, COALESCE(`model_name`, ''), `model_type` FROM {p}",
+                                    h=PAGE_HAVE, p=PAGE))
+        # each (instance, model)'s first status that is not 'unsupported' and first usable extra, in id
+        # order (D10, D11): the ids by GROUP BY, then the values read back (a window costs 5x on MySQL)
+        sqlkit.execute(conn, render(
+            "INSERT INTO {g} (`instance_id`, `model_name`, `sid`, `eid`) SELECT m.`instance_id`, m.`model_name`, "
+            "MIN(IF(m.`status` <> 'unsupported', m.`id`, NULL)), MIN(IF(" + seeding.GOOD_EXTRA + ", m.`id`, NULL)) "
+            "FROM {p} m WHERE m.`model_name` IS NOT NULL GROUP BY m.`instance_id`, m.`model_name`",
+            g=PAGE_GROUP, p=PAGE))
+        for value, key in (("status", "sid"), ("extra", "eid")):
+            sqlkit.execute(conn, render("UPDATE {g} g STRAIGHT_JOIN {p} m ON m.`id` = g.{k} SET g.{v} = m.{v}",
+                                        g=PAGE_GROUP, p=PAGE, k=key, v=value))
+        cond, args = sqlkit.range_condition("s.`instance_id`", after, upto)
+        sql = seeding.seeded_rows_sql(self.meta, target=PAGE, grp=PAGE_GROUP, have=PAGE_HAVE, page=Raw(cond))
+        clock = self.clock
+        self.seeded += sqlkit.logged(ctx, self.step, sql, (*self.ids.args(), clock.ms, clock.date, clock.ms,
+                                                           clock.date, *args))
+
+    def remapped_sql(self) -> str:
+        """``SELECT old_id, new_id``: the tenant_model rows merged into another row's id (D25)."""
+        return render("SELECT `old_id`, `new_id` FROM {r}", r=REMAP)
