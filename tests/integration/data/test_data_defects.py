@@ -563,6 +563,36 @@ def test_d25_merge_keeps_ids_remaps_group_mapping_and_null_names(legacy):
     assert legacy.q("SELECT model_id FROM tenant_model_group_mapping") == [("a" * 32,)]
 
 
+def test_d25_a_stop_before_the_swap_leaves_the_mapping_valid(legacy, monkeypatch):
+    """The merge also writes seeding's rows (new ids on every run): a group keeps its row that was already in
+    tenant_model, so a mapping remapped before a stop between remap and swap still names a row after the re-run."""
+    c = legacy.conn
+    ds.tenant(c, "t1")
+    ds.llm(c, "t1", "OpenAI", "gpt-4o", "k")
+    ctx = legacy.ctx()
+    ds.run_gate(ctx, "v0.26.0")
+    pid, iid = legacy.q("SELECT provider_id, id FROM tenant_model_instance")[0]
+    legacy.q("DELETE FROM tenant_model")
+    for mid in ("e" * 32, "f" * 32):  # gpt-4o-mini is chat and image2text in the catalogue: seeding adds one
+        ds.insert(c, "tenant_model", id=mid, model_name="gpt-4o-mini", provider_id=pid, instance_id=iid,
+                  model_type="chat", status="active", extra="{}", create_time=1700000000000)
+    ds.insert(c, "tenant_model_group_mapping", group_id="g", provider_id=pid, instance_id=iid, model_id="f" * 32,
+              weight=1, status="active")
+
+    def stop(*_a, **_k):
+        raise RuntimeError("stopped before the swap")
+
+    monkeypatch.setattr(MergeStage, "_swap", stop)
+    with pytest.raises(RuntimeError):
+        MergeStage().apply(ctx)
+    assert legacy.q("SELECT model_id FROM tenant_model_group_mapping") == [("e" * 32,)]  # remapped, not swapped
+    monkeypatch.undo()
+    MergeStage().apply(ctx)
+    kept = {m["model_name"]: (m["id"], m["model_type"]) for m in ds.models(c)}
+    assert kept["gpt-4o-mini"] == ("e" * 32, 9)  # the seeded image2text row merged into the existing one
+    assert legacy.q("SELECT model_id FROM tenant_model_group_mapping") == [("e" * 32,)]
+
+
 def test_d26_keys_differing_by_case_or_trailing_space_are_distinct(legacy):
     c = legacy.conn
     ds.tenant(c, "t1")

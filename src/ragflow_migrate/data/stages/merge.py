@@ -5,8 +5,8 @@ type = OR of the bits of its rows that are not ``unsupported``, minus the bits o
 are; status = the first non-``unsupported`` status in id order. Only **active** groups with a
 known type are kept (KEEP; CHOICE: a type-0 group is dropped, the app could never select it).
 The kept row keeps the **id of the group's first row** (FIX D25: ids written earlier, and
-``tenant_model_group_mapping.model_id``, stay valid; the mapping is remapped for the other rows),
-its times (``*_date`` recomputed from ``*_time``), its ``extra`` (``{}`` if that is not a JSON object),
+``tenant_model_group_mapping.model_id``, stay valid; the mapping is remapped for the other rows;
+a row already in ``tenant_model`` comes before the rows seeding adds in the same pass), its times (``*_date`` recomputed from ``*_time``), its ``extra`` (``{}`` if that is not a JSON object),
 and a NULL name stays NULL.
 
 The swap (FIX D1, D2, D3):

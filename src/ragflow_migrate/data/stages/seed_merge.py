@@ -10,8 +10,11 @@ binary log, no secondary index of the live table to maintain):
 2. adds the rows seeding would have added to those instances (``src`` 1), with seeding's own
    statement (:func:`seeding.seeded_rows_sql`): its ids, its values from the same
    ``(instance, model)`` group (D10, D11), its skip of ``(instance, model, type)`` already there;
-3. groups the page as the merge does (``rm_pg_agg``): type bits, the first row, the first status
-   that is not ``unsupported``;
+3. groups the page as the merge does (``rm_pg_agg``): type bits, the first status that is not
+   ``unsupported``, and the row the group keeps: its first row of ``tenant_model``, a seeded one
+   only when it has none. So the kept id (FIX D25: ``tenant_model_group_mapping`` is remapped to
+   it) is one that exists before the swap and is the same on every run, while seeded ids are
+   new on each run: a stop between the remap and the swap leaves no mapping pointing nowhere;
 4. writes the kept groups into the new table (one ``INSERT … SELECT``).
 
 The result is row for row what seeding followed by the merge writes. Every page reads whole
@@ -136,7 +139,8 @@ class SeedMerge:
         if self.instances:
             self._seed(after, upto)
         sqlkit.logged(ctx, self.step, render(
-            "INSERT INTO {a} (`id`, `sid`, `bits`, `members`) SELECT MIN(m.`id`), MIN(IF(m.`status` <> 'unsupported', "
+            "INSERT INTO {a} (`id`, `sid`, `bits`, `members`) SELECT COALESCE(MIN(IF(m.`src` = 0, m.`id`, NULL)), "
+            "MIN(m.`id`)), MIN(IF(m.`status` <> 'unsupported', "
             "m.`id`, NULL)), BIT_OR(IF(m.`status` <> 'unsupported', {bit}, 0)) & ~BIT_OR(IF(m.`status` = "
             "'unsupported', {bit}, 0)), COUNT(*) FROM {p} m GROUP BY m.`provider_id`, m.`instance_id`, CAST(m.`model_name` AS BINARY)",
             a=PAGE_AGG, p=PAGE, bit=Raw(canonical.bit_case_sql("m.`model_type`"))))
@@ -148,7 +152,7 @@ class SeedMerge:
             sqlkit.logged(ctx, self.step, render(
                 "INSERT INTO {r} (`old_id`, `new_id`) SELECT x.`id`, x.`first` FROM (SELECT m.`id`, m.`src`, "
                 "FIRST_VALUE(m.`id`) OVER (PARTITION BY m.`provider_id`, m.`instance_id`, CAST(m.`model_name` AS "
-                "BINARY) ORDER BY m.`id`) AS `first` FROM {p} m) x WHERE x.`src` = 0 AND x.`id` <> x.`first`",
+                "BINARY) ORDER BY m.`src`, m.`id`) AS `first` FROM {p} m) x WHERE x.`src` = 0 AND x.`id` <> x.`first`",
                 r=REMAP, p=PAGE))
         if new_table is None:
             return self._count_page()
