@@ -79,7 +79,7 @@ def run_gate(ctx: RunContext, gate: str) -> list[str]:
     ran = []
     for stage in registry.data_steps(ctx, gate):
         stage.apply(ctx)
-        ran.append(stage.stage)
+        ran.append(getattr(stage, "stage", stage.name))  # a MarkerStep (killed before the marker) has no stage
     return ran
 
 

@@ -49,3 +49,14 @@ def test_direct_upgrade_equals_step_by_step(legacy_at, database, ragflow_schema)
         conn.close()
     finally:
         database.server.drop_database(name)
+
+
+def test_a_stop_between_the_last_stage_and_the_marker_is_finished_by_the_marker_alone(legacy):
+    """The kill matrix's re-run met this once: every stage recorded, the marker not yet written."""
+    ds.spec_rows(legacy.conn)
+    ctx = legacy.ctx()
+    ds.run_all(ctx)
+    before = ds.snapshot(legacy.conn)
+    legacy.q("DELETE FROM system_settings WHERE name = 'mysql_migration.database.version'")
+    assert ds.run_all(ctx) == ["data marker v0.26.0", "data marker v0.27.0"]
+    assert ds.marker_value(legacy.conn) == "v0.27.0" and ds.snapshot(legacy.conn) == before

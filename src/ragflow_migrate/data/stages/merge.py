@@ -130,7 +130,7 @@ class MergeStage(DataStage):
         progress = ctx.progress(self.name, fused.driver, unit="instances")
         for after, upto in fused.pages():
             fused.run_page(NEW_TABLE, after, upto)
-            progress.advance(1)
+            progress.advance(min(fused.page_instances, max(0, fused.driver - progress.done)))
             ctx.checkpoint()
         progress.emit()
         sqlkit.logged(ctx, self.name, ddl.model_indexes(NEW_TABLE, int_type=True), level="info")

@@ -121,7 +121,11 @@ class SeedMerge:
 
     def pages(self) -> Iterator[tuple[Any, Any]]:
         """Ranges of instance ids of about ``page_rows`` rows each (existing and seeded together)."""
-        return sqlkit.key_ranges(self.ctx.conn, DRIVER, "instance_id", max(1, self.page_rows // self._per_instance))
+        return sqlkit.key_ranges(self.ctx.conn, DRIVER, "instance_id", self.page_instances)
+
+    @property
+    def page_instances(self) -> int:
+        return max(1, self.page_rows // self._per_instance)
 
     # -- one page -------------------------------------------------------------------------------------
 
