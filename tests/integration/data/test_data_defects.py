@@ -544,19 +544,28 @@ def test_d24_marker_only_after_every_stage_of_the_gate(legacy):
 # --- D25, D26, D27, D28 ----------------------------------------------------------------------------------------------
 
 
-def test_d25_merge_keeps_ids_remaps_group_mapping_and_null_names(legacy):
+def _d25_instance(legacy, factory: str, name: str, rows, mapped: str):
+    """One tenant with one instance of ``factory``; its tenant_model replaced by ``rows`` (id, name, type),
+    and a group mapping row naming ``mapped``. Returns the context."""
     c = legacy.conn
     ds.tenant(c, "t1")
-    ds.llm(c, "t1", "OpenAI-API-Compatible", "m", "k")
+    ds.llm(c, "t1", factory, name, "k")
     ctx = legacy.ctx()
     ds.run_gate(ctx, "v0.26.0")
     pid, iid = legacy.q("SELECT provider_id, id FROM tenant_model_instance")[0]
     legacy.q("DELETE FROM tenant_model")
-    for mid, name, mtype in (("a" * 32, "m", "chat"), ("b" * 32, "m", "vision"), ("c" * 32, None, "embedding")):
-        ds.insert(c, "tenant_model", id=mid, model_name=name, provider_id=pid, instance_id=iid, model_type=mtype,
+    for mid, model, mtype in rows:
+        ds.insert(c, "tenant_model", id=mid, model_name=model, provider_id=pid, instance_id=iid, model_type=mtype,
                   status="active", extra="{}", create_time=1700000000000)
-    ds.insert(c, "tenant_model_group_mapping", group_id="g", provider_id=pid, instance_id=iid, model_id="b" * 32,
+    ds.insert(c, "tenant_model_group_mapping", group_id="g", provider_id=pid, instance_id=iid, model_id=mapped,
               weight=1, status="active")
+    return ctx
+
+
+def test_d25_merge_keeps_ids_remaps_group_mapping_and_null_names(legacy):
+    c = legacy.conn
+    ctx = _d25_instance(legacy, "OpenAI-API-Compatible", "m",
+                        (("a" * 32, "m", "chat"), ("b" * 32, "m", "vision"), ("c" * 32, None, "embedding")), "b" * 32)
     MergeStage().apply(ctx)
     rows = sorted((m["id"], m["model_name"], m["model_type"]) for m in ds.models(c))
     assert rows == [("a" * 32, "m", 9), ("c" * 32, None, 2)]  # first row's id kept; NULL stays NULL
@@ -567,17 +576,9 @@ def test_d25_a_stop_before_the_swap_leaves_the_mapping_valid(legacy, monkeypatch
     """The merge also writes seeding's rows (new ids on every run): a group keeps its row that was already in
     tenant_model, so a mapping remapped before a stop between remap and swap still names a row after the re-run."""
     c = legacy.conn
-    ds.tenant(c, "t1")
-    ds.llm(c, "t1", "OpenAI", "gpt-4o", "k")
-    ctx = legacy.ctx()
-    ds.run_gate(ctx, "v0.26.0")
-    pid, iid = legacy.q("SELECT provider_id, id FROM tenant_model_instance")[0]
-    legacy.q("DELETE FROM tenant_model")
-    for mid in ("e" * 32, "f" * 32):  # gpt-4o-mini is chat and image2text in the catalogue: seeding adds one
-        ds.insert(c, "tenant_model", id=mid, model_name="gpt-4o-mini", provider_id=pid, instance_id=iid,
-                  model_type="chat", status="active", extra="{}", create_time=1700000000000)
-    ds.insert(c, "tenant_model_group_mapping", group_id="g", provider_id=pid, instance_id=iid, model_id="f" * 32,
-              weight=1, status="active")
+    # gpt-4o-mini is chat and image2text in the catalogue: seeding adds the image2text row
+    ctx = _d25_instance(legacy, "OpenAI", "gpt-4o", (("e" * 32, "gpt-4o-mini", "chat"),
+                                                     ("f" * 32, "gpt-4o-mini", "chat")), "f" * 32)
 
     def stop(*_a, **_k):
         raise RuntimeError("stopped before the swap")

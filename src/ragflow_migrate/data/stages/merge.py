@@ -71,7 +71,7 @@ class MergeStage(DataStage):
             # the dry run counts with the same pages (session tables only); the execution writes them
             fused = SeedMerge(ctx, meta, self.name, page_rows=4 * self.batch(ctx),
                               remap=work.executing and self._has_group_mapping(ctx, meta))
-            fused.prepare(self, work)
+            fused.prepare(self, work, existing=work.counts["rows_before"])
             work.data["fused"] = fused
             if work.executing or work.rejections:
                 return

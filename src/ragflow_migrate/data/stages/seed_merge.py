@@ -27,10 +27,10 @@ differs from the table's.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any
 
-from ...errors import StepFailedError
 from ...steps import RunContext
 from .. import canonical, sqlkit
 from ..sqlkit import Meta, Raw, render
@@ -55,16 +55,6 @@ _KEPT = "(" + _STATUS + " = 'active' AND g.`bits` <> 0)"
 _GOOD_OBJECT = "CASE WHEN JSON_VALID(f.`extra`) THEN JSON_TYPE(f.`extra`) = 'OBJECT' ELSE 0 END"
 
 
-def _column_sql(meta: Meta, column: str) -> str:
-    """``tenant_model``'s own definition of a column (type, collation, NULL), for a session copy."""
-    info = meta.column("tenant_model", column)
-    if info is None:
-        raise StepFailedError(f"data model_type_merge: tenant_model has no column {column}; nothing was changed",
-                              hint="tenant_model is not a RAGFlow v0.26 table; check the database")
-    coll = f" {meta.collation('tenant_model', column)}" if info.collation else ""
-    return f"{sqlkit.dialect.quote(column)} {info.column_type}{coll} {'NULL' if info.nullable else 'NOT NULL'}"
-
-
 class SeedMerge:
     """The page loop of the VARCHAR merge; :meth:`prepare`, then :meth:`pages` and :meth:`run_page`."""
 
@@ -80,38 +70,33 @@ class SeedMerge:
 
     # -- set-up ---------------------------------------------------------------------------------------
 
-    def prepare(self, stage: Any, work: Any) -> None:
+    def prepare(self, stage: Any, work: Any, existing: int) -> None:
         """Session tables: the catalogue (rows too long are rejected into ``work``), the instances to
-        seed, the page tables and the page driver (every instance id of either source, once)."""
+        seed, the page tables and the page driver (every instance id of either source, once).
+        ``existing``: tenant_model's row count, to size the pages."""
         conn, meta = self.ctx.conn, self.meta
-        seed = meta.has_table("tenant_model_instance") and meta.has_table("tenant_model_provider")
-        if seed:
+        if meta.has_table("tenant_model_instance") and meta.has_table("tenant_model_provider"):
             seeding.build_catalog(self.ctx, stage, meta, work)
-            self.instances = seeding.build_seed_instances(self.ctx, meta, by_instance=True)
+            self.instances = seeding.build_seed_instances(self.ctx, meta)
         else:
-            sqlkit.temp_table(conn, seeding.SEED, render(seeding._SEED_BODY, ikey=Raw(""),
-                                                         icoll=meta.collation("tenant_model", "instance_id")))
-        cols = {c: _column_sql(meta, c) for c in _COLUMNS}
-        sqlkit.temp_table(conn, PAGE, ",\n".join(cols.values()) + ",\n`src` TINYINT NOT NULL DEFAULT 1,\n"
+            seeding.seed_table(conn, meta)
+        col = functools.partial(seeding.model_column, meta)
+        sqlkit.temp_table(conn, PAGE, ",\n".join(col(c) for c in _COLUMNS) + ",\n`src` TINYINT NOT NULL DEFAULT 1,\n"
                           "PRIMARY KEY (`id`)")
-        sqlkit.temp_table(conn, PAGE_HAVE, ",\n".join((cols["instance_id"], cols["model_name"], cols["model_type"]))
-                          + ",\nKEY `rm_pg_have_k` (`instance_id`, `model_name`, `model_type`)")
-        nullable = [cols[c].replace("NOT NULL", "NULL") for c in ("status", "extra")]  # NULL: none found
-        ids = [cols["id"].replace("`id`", f"`{c}`", 1).replace("NOT NULL", "NULL") for c in ("sid", "eid")]
-        sqlkit.temp_table(conn, PAGE_GROUP, ",\n".join((cols["instance_id"], cols["model_name"], *nullable, *ids))
-                          + ",\nKEY `rm_pg_group_k` (`instance_id`, `model_name`)")
-        sqlkit.temp_table(conn, PAGE_AGG, cols["id"] + ",\n" + cols["id"].replace("`id`", "`sid`", 1)
-                          .replace("NOT NULL", "NULL") + ",\n`bits` BIGINT NOT NULL,\n`members` INT NOT NULL,\n"
-                          + cols["status"].replace("NOT NULL", "NULL") + ",\nPRIMARY KEY (`id`)")
+        seeding.have_table(conn, meta, PAGE_HAVE)
+        seeding.group_table(conn, meta, PAGE_GROUP)
+        sqlkit.temp_table(conn, PAGE_AGG, ",\n".join((col("id"), col("id", name="sid", nullable=True),
+                                                      "`bits` BIGINT NOT NULL", "`members` INT NOT NULL",
+                                                      col("status", nullable=True), "PRIMARY KEY (`id`)")))
         if self.remap:
-            sqlkit.temp_table(conn, REMAP, cols["id"].replace("`id`", "`old_id`", 1) + ",\n"
-                              + cols["id"].replace("`id`", "`new_id`", 1) + ",\nPRIMARY KEY (`old_id`)")
-        sqlkit.temp_table(conn, DRIVER, cols["instance_id"] + ",\nPRIMARY KEY (`instance_id`)")
+            sqlkit.temp_table(conn, REMAP, ",\n".join((col("id", name="old_id"), col("id", name="new_id"),
+                                                       "PRIMARY KEY (`old_id`)")))
+        sqlkit.temp_table(conn, DRIVER, col("instance_id") + ",\nPRIMARY KEY (`instance_id`)")
         sqlkit.execute(conn, render("INSERT INTO {d} (`instance_id`) SELECT `instance_id` FROM `tenant_model` "
                                     "UNION SELECT `instance_id` FROM {s}", d=DRIVER, s=seeding.SEED))
         driver = int(sqlkit.scalar(conn, render("SELECT COUNT(*) FROM {d}", d=DRIVER)) or 0)
-        rows = int(sqlkit.scalar(conn, "SELECT COUNT(*) FROM `tenant_model`") or 0)
-        if seed and self.instances:
+        rows = existing
+        if self.instances:
             rows += int(sqlkit.scalar(conn, render(
                 "SELECT COALESCE(SUM(n.`n`), 0) FROM {s} s JOIN (SELECT `provider_name`, `intl`, COUNT(*) AS `n` "
                 "FROM {c} GROUP BY `provider_name`, `intl`) n ON n.`provider_name` = s.`cat_provider` "
@@ -189,19 +174,8 @@ class SeedMerge:
     def _seed(self, after: Any, upto: Any) -> None:
         """The page's share of stage 5: the rows seeding adds to these instances, into ``rm_pg``."""
         ctx, conn = self.ctx, self.ctx.conn
-        sqlkit.execute(conn, render("INSERT INTO {h} (`instance_id`, `model_name`, `model_type`) SELECT "
-                                    "`instance_id`, COALESCE(`model_name`, ''), `model_type` FROM {p}",
-                                    h=PAGE_HAVE, p=PAGE))
-        # each (instance, model)'s first status that is not 'unsupported' and first usable extra, in id
-        # order (D10, D11): the ids by GROUP BY, then the values read back (a window costs 5x on MySQL)
-        sqlkit.execute(conn, render(
-            "INSERT INTO {g} (`instance_id`, `model_name`, `sid`, `eid`) SELECT m.`instance_id`, m.`model_name`, "
-            "MIN(IF(m.`status` <> 'unsupported', m.`id`, NULL)), MIN(IF(" + seeding.GOOD_EXTRA + ", m.`id`, NULL)) "
-            "FROM {p} m WHERE m.`model_name` IS NOT NULL GROUP BY m.`instance_id`, m.`model_name`",
-            g=PAGE_GROUP, p=PAGE))
-        for value, key in (("status", "sid"), ("extra", "eid")):
-            sqlkit.execute(conn, render("UPDATE {g} g STRAIGHT_JOIN {p} m ON m.`id` = g.{k} SET g.{v} = m.{v}",
-                                        g=PAGE_GROUP, p=PAGE, k=key, v=value))
+        seeding.fill_have(conn, PAGE_HAVE, PAGE)
+        seeding.fill_groups(conn, PAGE_GROUP, PAGE)
         cond, args = sqlkit.range_condition("s.`instance_id`", after, upto)
         sql = seeding.seeded_rows_sql(self.meta, target=PAGE, grp=PAGE_GROUP, have=PAGE_HAVE, page=Raw(cond))
         clock = self.clock

@@ -23,7 +23,9 @@ instances the migration created, skipping models the legacy rows disabled.
 
 from __future__ import annotations
 
-from ...errors import ConfigError
+from typing import Any
+
+from ...errors import ConfigError, StepFailedError
 from ...steps import RunContext, StepResult
 from .. import sqlkit, staging
 from ..sqlkit import Meta, Raw, render
@@ -46,27 +48,12 @@ _CAT_BODY = """
 """
 _SEED_BODY = """
   `seq` BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
-  `instance_id` VARCHAR(32) {icoll} NOT NULL,
+  {instance_id},
   `provider_id` VARCHAR(32) NOT NULL,
   `ikey` BINARY(16) NULL,
   `cat_provider` VARCHAR(128) NOT NULL,
-  `intl` TINYINT NOT NULL{ikey}
-"""
-_GROUP_BODY = """
-  `instance_id` VARCHAR(32) NOT NULL,
-  `model_name` VARCHAR(128) NOT NULL,
-  `status` VARCHAR(32) NOT NULL,
-  `extra` VARCHAR(1024) NULL,
-  KEY `rm_group_k` (`instance_id`, `model_name`)
-"""
-
-# (instance, model, type) already in tenant_model when the stage starts: each is generated once per
-# run, so checking this snapshot (by its key) equals checking the live table (which has no such key).
-_HAVE_BODY = """
-  `instance_id` VARCHAR(32) NOT NULL,
-  `model_name` VARCHAR(128) {cmn} NOT NULL,
-  `model_type` VARCHAR(32) {cmt} NOT NULL,
-  KEY `rm_have_k` (`instance_id`, `model_name`, `model_type`)
+  `intl` TINYINT NOT NULL,
+  KEY `rm_seed_inst_i` (`instance_id`)
 """
 
 # A usable extra: a JSON object other than {} (checked without ever parsing invalid JSON).
@@ -93,20 +80,6 @@ STRAIGHT_JOIN `tenant_model_provider` p ON p.`id` = i.`provider_id` {cpi}
 STRAIGHT_JOIN (SELECT DISTINCT `provider_name` FROM {cat}) c ON c.`provider_name` {cpn} = p.`provider_name`
 WHERE EXISTS (SELECT 1 FROM {llm} l WHERE l.`provider_id` = i.`provider_id` AND l.`ikey` = i.`ikey`)
 ORDER BY i.`id`
-"""
-# Status and extra of each existing (instance, model) group: the first non-unsupported status
-# and the first usable extra, in id order (FIX D10, CHOICE D11).
-_GROUPS = """
-INSERT INTO {grp} (`instance_id`, `model_name`, `status`, `extra`)
-SELECT x.`instance_id`, x.`model_name`, IF(x.`st` = 'unsupported', 'active', x.`st`), x.`ex` FROM (
-  SELECT m.`instance_id`, m.`model_name`,
-         ROW_NUMBER() OVER (PARTITION BY m.`instance_id`, m.`model_name` ORDER BY m.`id`) AS rn,
-         FIRST_VALUE(m.`status`) OVER (PARTITION BY m.`instance_id`, m.`model_name`
-                                       ORDER BY m.`status` = 'unsupported', m.`id`) AS st,
-         FIRST_VALUE(IF(""" + GOOD_EXTRA + """, m.`extra`, NULL)) OVER (
-             PARTITION BY m.`instance_id`, m.`model_name` ORDER BY """ + GOOD_EXTRA + """ DESC, m.`id`) AS ex
-  FROM {src} m WHERE m.`model_name` IS NOT NULL
-) x WHERE x.rn = 1
 """
 _INSERT_STRING = """
 INSERT INTO {target} (`id`, `create_time`, `create_date`, `update_time`, `update_date`, `model_name`,
@@ -141,6 +114,59 @@ ORDER BY s.`seq`, c.`ord`
 """
 
 
+def model_column(meta: Meta, column: str, *, name: str | None = None, nullable: bool = False) -> str:
+    """``tenant_model``'s own definition of a column (type, collation, NULL) for a session table, so
+    that comparisons with it need no ``COLLATE`` (``name``: under another name; ``nullable``: NULL
+    allowed whatever the column says)."""
+    info = meta.column("tenant_model", column)
+    if info is None:
+        raise StepFailedError(f"tenant_model has no column {column}; nothing was changed",
+                              hint="tenant_model is not a RAGFlow v0.26 table; check the database")
+    coll = f" {meta.collation('tenant_model', column)}" if info.collation else ""
+    null = "NULL" if nullable or info.nullable else "NOT NULL"
+    return f"{sqlkit.dialect.quote(name or column)} {info.column_type}{coll} {null}"
+
+
+def have_table(conn: Any, meta: Meta, name: str) -> None:
+    """(instance, model, type) already in tenant_model (or a page of it): each seeded row is made once
+    per run, so checking this snapshot by its key equals checking the live table (which has no such key)."""
+    sqlkit.temp_table(conn, name, ",\n".join(model_column(meta, c) for c in ("instance_id", "model_name", "model_type"))
+                      + render(",\nKEY {k} (`instance_id`, `model_name`, `model_type`)", k=name + "_k"))
+
+
+def fill_have(conn: Any, name: str, src: str) -> None:
+    sqlkit.execute(conn, render("INSERT INTO {h} (`instance_id`, `model_name`, `model_type`) SELECT `instance_id`, "
+                                "COALESCE(`model_name`, ''), `model_type` FROM {s}", h=name, s=src))
+
+
+def group_table(conn: Any, meta: Meta, name: str) -> None:
+    """Per existing (instance, model): its status and extra for the rows seeding adds (D10, D11)."""
+    cols = (model_column(meta, "instance_id"), model_column(meta, "model_name"),
+            model_column(meta, "status", nullable=True), model_column(meta, "extra", nullable=True),
+            model_column(meta, "id", name="sid", nullable=True), model_column(meta, "id", name="eid", nullable=True))
+    sqlkit.temp_table(conn, name, ",\n".join(cols) + render(",\nKEY {k} (`instance_id`, `model_name`)", k=name + "_k"))
+
+
+def fill_groups(conn: Any, name: str, src: str) -> None:
+    """Each (instance, model)'s first status that is not 'unsupported' (none: NULL, seeded as 'active')
+    and first usable extra, in id order (FIX D10, CHOICE D11): the ids by GROUP BY, then the values read
+    back (a window over the rows cost 5x on MySQL). Every statement names each table once (MySQL
+    cannot reopen a session table within one)."""
+    sqlkit.execute(conn, render(
+        "INSERT INTO {g} (`instance_id`, `model_name`, `sid`, `eid`) SELECT m.`instance_id`, m.`model_name`, "
+        "MIN(IF(m.`status` <> 'unsupported', m.`id`, NULL)), MIN(IF(" + GOOD_EXTRA + ", m.`id`, NULL)) "
+        "FROM {s} m WHERE m.`model_name` IS NOT NULL GROUP BY m.`instance_id`, m.`model_name`", g=name, s=src))
+    for value, key in (("status", "sid"), ("extra", "eid")):
+        sqlkit.execute(conn, render("UPDATE {g} g STRAIGHT_JOIN {s} m ON m.`id` = g.{k} SET g.{v} = m.{v}",
+                                    g=name, s=src, k=key, v=value))
+
+
+def seed_table(conn: Any, meta: Meta) -> None:
+    """``rm_seed_inst``, empty: the instance id in ``tenant_model.instance_id``'s own definition and
+    indexed, so the merge's pages (ranges of that column) select the same instances from both."""
+    sqlkit.temp_table(conn, SEED, render(_SEED_BODY, instance_id=Raw(model_column(meta, "instance_id"))))
+
+
 #: The seeding pages of the stage itself (INT mode, and the dry run's counts): ranges of ``seq``.
 SEQ_PAGE = Raw("s.`seq` > %s AND s.`seq` <= %s")
 
@@ -169,13 +195,10 @@ def build_catalog(ctx: RunContext, stage: DataStage, meta: Meta, work: Work) -> 
                     f"too long in the catalogue {catalog.path}")
 
 
-def build_seed_instances(ctx: RunContext, meta: Meta, *, by_instance: bool = False) -> int:
+def build_seed_instances(ctx: RunContext, meta: Meta) -> int:
     """``rm_seed_inst``: every instance of a provider named like a catalogue factory (VARCHAR
-    ``model_type``), in id order; returns how many. ``by_instance``: the instance id in
-    ``tenant_model.instance_id``'s collation, indexed, for pages cut along that column (the merge)."""
-    icoll = meta.collation("tenant_model", "instance_id") if by_instance else Raw("")
-    ikey = Raw(",\n  KEY `rm_seed_inst_i` (`instance_id`)") if by_instance else Raw("")
-    sqlkit.temp_table(ctx.conn, SEED, render(_SEED_BODY, icoll=icoll, ikey=ikey))
+    ``model_type``), in id order; returns how many."""
+    seed_table(ctx.conn, meta)
     sqlkit.execute(ctx.conn, render(_SEED_STRING, seed=SEED, cat=CAT,
                                     cpi=meta.collation("tenant_model_provider", "id"),
                                     cpn=meta.collation("tenant_model_provider", "provider_name")))
@@ -208,7 +231,7 @@ class SeedingStage(DataStage):
             staging.build_llm(ctx, self.name, meta, batch=self.batch(ctx))
             staging.attach_providers(ctx, meta)
             staging.build_instances(ctx, self.name, meta, batch=self.batch(ctx))
-            sqlkit.temp_table(conn, SEED, render(_SEED_BODY, icoll=Raw(""), ikey=Raw("")))
+            seed_table(conn, meta)
             sqlkit.execute(conn, render(_SEED_INT, seed=SEED, inst=staging.INST, cat=CAT, llm=staging.LLM,
                                         cpi=meta.collation("tenant_model_provider", "id"),
                                         cpn=meta.collation("tenant_model_provider", "provider_name")))
@@ -219,13 +242,10 @@ class SeedingStage(DataStage):
             work.counts["instances"] = build_seed_instances(ctx, meta)
             if work.executing:
                 return  # the merge writes these rows, merged, in the same pass (see write)
-            sqlkit.temp_table(conn, GROUP, _GROUP_BODY)
-            sqlkit.execute(conn, render(_GROUPS, grp=GROUP, src="tenant_model"))
-        cmn = meta.collation("tenant_model", "model_name")
-        sqlkit.temp_table(conn, HAVE, render(_HAVE_BODY, cmn=cmn, cmt=cmn if int_mode else
-                                             meta.collation("tenant_model", "model_type")))
-        sqlkit.execute(conn, render("INSERT INTO {h} (`instance_id`, `model_name`, `model_type`) SELECT `instance_id`, "
-                                    "COALESCE(`model_name`, ''), `model_type` FROM `tenant_model`", h=HAVE))
+            group_table(conn, meta, GROUP)
+            fill_groups(conn, GROUP, "tenant_model")
+        have_table(conn, meta, HAVE)
+        fill_have(conn, HAVE, "tenant_model")
         if work.executing:
             return  # counted while written (the count would cost as much as the insert)
         total = 0
