@@ -2,8 +2,13 @@
 
 DDL first (idempotent, from the live schema): each of the 12 target columns that is missing is
 added as ``VARCHAR(32) NULL`` with its v0.27.0 index (``tenant.tenant_ocr_id`` always is, at
-its fresh position), and each INT one is changed to ``VARCHAR(32) NULL`` (its index stays).
-One ALTER per table. Old INT values (legacy ``tenant_llm.id``) are then re-resolved.
+its fresh position), and each INT one becomes ``VARCHAR(32) NULL`` with its index. Old INT values
+(legacy ``tenant_llm.id``) are re-resolved, so an INT column none of whose values would survive
+(every row with a value has a legacy name) is dropped and added again at its place: instant,
+where a ``MODIFY`` copies the whole table (55 s for 200k knowledge bases at L). A column with a
+value whose legacy name is empty keeps it: ``MODIFY``, as RAGFlow's startup would. Per table,
+in order: drop the indexes of the replaced columns, replace and add columns, modify, add indexes;
+each statement is planned again from the live schema, so a stop between them just carries on.
 
 Then every row whose legacy value is non-empty and whose target is NULL, ``''`` or not 32
 characters long is resolved, a page at a time (:mod:`..resolve`), and written with one
@@ -13,6 +18,8 @@ tenant: providers are looked up by the row's own tenant.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 from ...steps import RunContext, StepResult
 from .. import resolve, sqlkit, staging
@@ -39,43 +46,72 @@ class IdMigrationStage(DataStage):
 
     # -- DDL ------------------------------------------------------------------------------------
 
-    def ddl_plan(self, meta: Meta) -> dict[str, list[str]]:
-        """table → ALTER clauses still needed (empty when the columns are as v0.27.0 has them)."""
-        plan: dict[str, list[str]] = {}
+    def ddl_plan(self, meta: Meta, *, check_values: bool = True) -> dict[str, list[Alter]]:
+        """table → the ALTER statements still needed, in order (none when the columns are as v0.27.0
+        has them). ``check_values=False`` (the probe) skips the read that picks replace vs MODIFY."""
+        plan: dict[str, list[Alter]] = {}
         for table, targets in TARGETS.items():
             if not meta.has_table(table):
                 continue
             cols = meta.columns(table)
-            clauses: list[str] = []
+            names = list(cols)
+            q = sqlkit.dialect.quote
+            drop_indexes: list[str] = []
+            replace: list[str] = []
+            modify: list[str] = []
+            add_index: list[str] = []
+            replaced = self._replaceable(meta, table) if check_values else set()
             for target, legacy, _bit in targets:
                 info = cols.get(target)
                 if info is None:
-                    after = f" AFTER {sqlkit.dialect.quote(legacy)}" if legacy in cols else ""
-                    clauses.append(f"ADD COLUMN {sqlkit.dialect.quote(target)} VARCHAR(32) NULL{after}")
-                    clauses.append(f"ADD INDEX {sqlkit.dialect.quote(table + '_' + target)} "
-                                   f"({sqlkit.dialect.quote(target)})")
-                else:
-                    if meta.is_int(table, target) or info.data_type != "varchar" or info.max_length != 32 \
-                            or not info.nullable:
-                        clauses.append(f"MODIFY {sqlkit.dialect.quote(target)} VARCHAR(32) NULL")
-                    if not _indexed(meta, table, target):  # RAGFlow's startup would add it; so do we
-                        clauses.append(f"ADD INDEX {sqlkit.dialect.quote(table + '_' + target)} "
-                                       f"({sqlkit.dialect.quote(target)})")
-            if clauses:
-                plan[table] = clauses
+                    after = f" AFTER {q(legacy)}" if legacy in cols else ""
+                    replace.append(f"ADD COLUMN {q(target)} VARCHAR(32) NULL{after}")
+                    add_index.append(f"ADD INDEX {q(table + '_' + target)} ({q(target)})")
+                    continue
+                if target in replaced:
+                    # nothing in it is kept (every value is resolved again): an instant swap, not a copy
+                    at = names.index(target)
+                    place = f"AFTER {q(names[at - 1])}" if at else "FIRST"
+                    drop_indexes += [f"DROP INDEX {q(name)}" for name in _indexes_on(meta, table, target)]
+                    replace += [f"DROP COLUMN {q(target)}", f"ADD COLUMN {q(target)} VARCHAR(32) NULL {place}"]
+                    add_index.append(f"ADD INDEX {q(table + '_' + target)} ({q(target)})")
+                    continue
+                if meta.is_int(table, target) or info.data_type != "varchar" or info.max_length != 32 \
+                        or not info.nullable:
+                    modify.append(f"MODIFY {q(target)} VARCHAR(32) NULL")
+                if not _indexed(meta, table, target):  # RAGFlow's startup would add it; so do we
+                    add_index.append(f"ADD INDEX {q(table + '_' + target)} ({q(target)})")
+            statements = [Alter(table, clauses, kind) for clauses, kind in (
+                (drop_indexes, "drop_index"), (replace, "add_column"), (modify, None), (add_index, "add_index"))
+                if clauses]
+            if statements:
+                plan[table] = statements
         return plan
 
-    def _apply_ddl(self, ctx: RunContext, meta: Meta, plan: dict[str, list[str]]) -> int:
-        for table, clauses in plan.items():
-            ctx.checkpoint()
-            sql = render("ALTER TABLE {t} ", t=table) + ", ".join(clauses)
-            try:
-                from ...schema.executor import execute_statement
-                from ...schema.operations import Statement
-            except ImportError:  # pragma: no cover - the schema package ships with the tool
-                sqlkit.logged(ctx, self.name, sql, level="info")
-            else:
-                execute_statement(ctx, self.name, Statement(sql=sql, table=table))
+    def _replaceable(self, meta: Meta, table: str) -> set[str]:
+        """The INT target columns that can be dropped and added again as VARCHAR(32) instead of a
+        MODIFY (a copy of the whole table): those whose every value is resolved again anyway, i.e. no
+        row has a value there with an empty legacy name. One read per table, while they are INT."""
+        cols = meta.columns(table)
+        out = set()
+        for target, legacy, _bit in TARGETS[table]:
+            if target not in cols or legacy not in cols or not meta.is_int(table, target):
+                continue
+            kept = sqlkit.scalar(meta.conn, render(
+                "SELECT 1 FROM {t} WHERE {v} IS NOT NULL AND ({l} IS NULL OR {l} = '') LIMIT 1",
+                t=table, v=target, l=legacy))
+            if kept is None:
+                out.add(target)
+        return out
+
+    def _apply_ddl(self, ctx: RunContext, meta: Meta, plan: dict[str, list[Alter]]) -> int:
+        from ...schema.executor import execute_statement
+        from ...schema.operations import Statement
+
+        for table, statements in plan.items():
+            for alter in statements:
+                ctx.checkpoint()
+                execute_statement(ctx, self.name, Statement(sql=alter.sql, table=table, algorithm_for=alter.kind))
         meta.forget()
         return len(plan)
 
@@ -88,8 +124,8 @@ class IdMigrationStage(DataStage):
     def analyse(self, ctx: RunContext, meta: Meta, work: Work) -> None:
         plan = self.ddl_plan(meta)
         work.data["ddl"] = plan
-        for table, clauses in plan.items():
-            work.notes.append(f"ALTER TABLE {table} " + ", ".join(clauses))
+        for statements in plan.values():
+            work.notes += [alter.sql for alter in statements]
         work.counts["tables_to_alter"] = len(plan)
         staging.build_llm(ctx, self.name, meta, batch=self.batch(ctx))
         staging.attach_providers(ctx, meta)
@@ -149,7 +185,7 @@ class IdMigrationStage(DataStage):
 
     def probe(self, ctx: RunContext, meta: Meta) -> bool:
         """The columns are not yet as v0.27.0 has them (missing, INT; tenant_ocr_id never added by RAGFlow)."""
-        return bool(self.ddl_plan(meta))
+        return bool(self.ddl_plan(meta, check_values=False))
 
 
 def _update_sql(table: str, columns: list[str], coll: sqlkit.Raw) -> tuple[str, tuple[str, ...]]:
@@ -165,6 +201,26 @@ def _update_sql(table: str, columns: list[str], coll: sqlkit.Raw) -> tuple[str, 
            "STRAIGHT_JOIN {t} x ON x.`id` = r.`id` {coll} SET ", r=RESULT, t=table, coll=coll)
            + ", ".join(sets) + " WHERE " + " OR ".join(differs))
     return sql, (*columns, table)
+
+
+class Alter(NamedTuple):
+    """One ALTER TABLE of the DDL plan; ``kind`` lets the executor pick INSTANT/INPLACE/COPY."""
+
+    table: str
+    clauses: list[str]
+    kind: str | None
+
+    @property
+    def sql(self) -> str:
+        return render("ALTER TABLE {t} ", t=self.table) + ", ".join(self.clauses)
+
+
+def _indexes_on(meta: Meta, table: str, column: str) -> list[str]:
+    """Names of the indexes that hold ``column`` (dropped before the column is)."""
+    rows = sqlkit.query(meta.conn, "SELECT DISTINCT index_name FROM information_schema.statistics "
+                        "WHERE table_schema = DATABASE() AND table_name = %s AND column_name = %s "
+                        "ORDER BY index_name", (table, column))
+    return [str(r[0]) for r in rows]
 
 
 def _indexed(meta: Meta, table: str, column: str) -> bool:
