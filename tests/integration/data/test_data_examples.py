@@ -94,7 +94,9 @@ def test_model_id_config(legacy):
     plan = ModelIdStage().plan(ctx)
     assert plan.counts == {"string_values_to_rewrite": 3, "json_values_to_rewrite": 2, "json_values_unparsable": 1}
     result = ModelIdStage().apply(ctx)
-    assert result.changes == 5
+    assert result.changes == 4  # rows: t1 (its two values in one write), d1, s1, u1
+    assert {k: result.details[k] for k in ("string_rows_rewritten", "json_values_rewritten", "stale")} == {
+        "string_rows_rewritten": 2, "json_values_rewritten": 2, "stale": 0}
     assert legacy.q("SELECT llm_id, embd_id, asr_id, img2txt_id, rerank_id, tts_id, ocr_id FROM tenant")[0] == (
         "gpt-4o@default@OpenAI", "x@default@BAAI", "name@q8_0@LM-Studio", "@P", "plain", "a@", "ocr@default@P")
     assert legacy.q("SELECT llm_id FROM dialog")[0][0] == "gpt-4o@default@OpenAI"
@@ -220,6 +222,47 @@ def test_id_migration(legacy):
     assert any("no provider of that name" in r for r in reasons)
     assert any("no active model" in r for r in reasons)
     assert any("no provider in the value" in r for r in reasons)
+
+
+def test_id_migration_replaces_int_columns_instantly_unless_a_value_would_be_lost(legacy, ragflow_schema):
+    """INT tenant_*_id columns whose values are all resolved again are dropped and added back at their
+    place (instant) instead of copied by MODIFY; one holding a value without a legacy name keeps it."""
+    c = legacy.conn
+    _spec_rows(c)
+    legacy.q("UPDATE tenant SET tenant_llm_id = 7, tenant_embd_id = 8 WHERE id = 't1'")  # v0.25's startup ids
+    legacy.q("UPDATE knowledgebase SET tenant_embd_id = 5")  # every kb has an embd_id: resolved again
+    legacy.q("UPDATE tenant SET tts_id = '', tenant_tts_id = 9 WHERE id = 't2'")  # no legacy name: kept
+    ctx = legacy.ctx()
+    ds.run_all(ctx)
+    statements = [e for e in ctx.log.events("step.statement") if e["step"] == "data tenant_model_id_migration"
+                  and e["sql"].startswith("ALTER")]
+    sqls = [e["sql"] for e in statements]
+    kb = [e for e in statements if "`knowledgebase`" in e["sql"]]
+    assert [e["algorithm"] for e in kb] == ["INPLACE", "INSTANT", "INPLACE"], sqls  # drop index, swap, add index
+    assert "DROP COLUMN `tenant_embd_id`" in kb[1]["sql"]
+    assert any("MODIFY `tenant_tts_id` VARCHAR(32) NULL" in s for s in sqls), sqls
+    assert not any("MODIFY `tenant_llm_id`" in s or "MODIFY `tenant_embd_id`" in s for s in sqls), sqls
+    refs = legacy.snapshot()["references"]
+    assert refs["tenant:t1:llm_id"] == ("gpt-4o@default@OpenAI", ("t1", "OpenAI", "sk-A", "gpt-4o"))
+    assert refs["knowledgebase:kb2:embd_id"] == ("BAAI/bge-large-zh-v1.5@default@BAAI", "")
+    assert legacy.q("SELECT tenant_tts_id, tenant_asr_id FROM tenant WHERE id = 't2'") == [("9", None)]
+    legacy.check()
+    # the target columns are where, and what, v0.27.0 has them (the schema here is v0.26.0's otherwise)
+    reference = json.loads(ragflow_schema("v0.27.0").with_suffix(".json").read_text())
+    for table in ("tenant", "knowledgebase", "dialog", "memory"):
+        live = legacy.q("SELECT column_name, column_type, is_nullable FROM information_schema.columns WHERE "
+                        "table_schema = DATABASE() AND table_name = %s ORDER BY ordinal_position", (table,))
+        names = {n for n, _t, _nl in live}
+        want = [(r["column"], r["column_type"], r["is_nullable"]) for r in
+                sorted(reference["columns"], key=lambda r: r["ordinal"]) if r["table"] == table and r["column"] in names]
+        assert [n for n, _t, _nl in live] == [n for n, _t, _nl in want], table
+        targets = {n for n, _t, _nl in want if n.startswith("tenant_") and n.endswith("_id") and n != "tenant_id"}
+        assert targets and all((n, t, nl) in want for n, t, nl in live if n in targets), (table, live)
+        got_idx = sorted(legacy.q("SELECT index_name, seq_in_index, column_name FROM information_schema.statistics "
+                                  "WHERE table_schema = DATABASE() AND table_name = %s", (table,)))
+        want_idx = sorted((r["index_name"], r["seq"], r["column"]) for r in reference["statistics"]
+                          if r["table"] == table and r["column"] in targets)
+        assert [i for i in got_idx if i[2] in targets] == want_idx, table
 
 
 def test_cross_provider_fallback_when_asked(legacy):

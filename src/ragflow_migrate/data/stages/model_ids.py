@@ -63,14 +63,28 @@ class ModelIdStage(DataStage):
         return [(t, c) for t, cols in spec.items() if meta.has_table(t) and "id" in meta.columns(t)
                 for c in cols if c in meta.columns(t)]
 
+    def _string_tables(self, meta: Meta) -> dict[str, list[str]]:
+        tables: dict[str, list[str]] = {}
+        for table, column in self._pairs(meta, STRING_COLUMNS):
+            tables.setdefault(table, []).append(column)
+        return tables
+
     def analyse(self, ctx: RunContext, meta: Meta, work: Work) -> None:
         conn = ctx.conn
         string_counts: dict[str, int] = {}
+        string_rows: dict[str, int] = {}
+        for table, columns in self._string_tables(meta).items():
+            # one read per table: the rows to rewrite, and the values per column
+            conds = [render(_TWO_PARTS, c=c) for c in columns]
+            sums = ", ".join(f"COALESCE(SUM({cond}), 0)" for cond in conds)
+            row = sqlkit.query(conn, render("SELECT COUNT(*), ", t=table) + sums + render(" FROM {t} WHERE ", t=table)
+                               + " OR ".join(f"({cond})" for cond in conds), TWO_PARTS_ARGS * (2 * len(columns)))[0]
+            string_rows[table] = int(row[0] or 0)
+            for column, n in zip(columns, row[1:], strict=True):
+                string_counts[f"{table}.{column}"] = int(n or 0)
         for table, column in self._pairs(meta, STRING_COLUMNS):
             cond = render(_TWO_PARTS, c=column)
-            n = int(sqlkit.scalar(conn, render("SELECT COUNT(*) FROM {t} WHERE ", t=table) + cond, TWO_PARTS_ARGS)
-                    or 0)
-            string_counts[f"{table}.{column}"] = n
+            n = string_counts[f"{table}.{column}"]
             limit = meta.max_length(table, column)
             if n and limit is not None:
                 too_long = "CHAR_LENGTH(" + render(_REWRITE, c=column) + ") > %s"
@@ -86,6 +100,7 @@ class ModelIdStage(DataStage):
                                                         c=column) + render(_REWRITE, c=column)
                                             + render(" FROM {t} WHERE ", t=table) + cond + " ORDER BY `id`",
                                             TWO_PARTS_ARGS, columns=("column", "id", "before", "after"))
+        work.data["string_rows"] = string_rows
         work.counts["string_values_to_rewrite"] = sum(string_counts.values())
         work.data["string_counts"] = string_counts
         if work.executing:
@@ -132,22 +147,27 @@ class ModelIdStage(DataStage):
 
     def write(self, ctx: RunContext, meta: Meta, work: Work) -> StepResult:
         conn = ctx.conn
-        strings = work.counts["string_values_to_rewrite"]
-        progress = ctx.progress(self.name, strings or None, unit="values")
+        rows_to_rewrite = sum(work.data["string_rows"].values())
+        progress = ctx.progress(self.name, rows_to_rewrite or None, unit="rows")
         changed = 0
-        for table, column in self._pairs(meta, STRING_COLUMNS):
-            if not work.data["string_counts"].get(f"{table}.{column}"):
+        for table, columns in self._string_tables(meta).items():
+            columns = [c for c in columns if work.data["string_counts"].get(f"{table}.{c}")]
+            if not columns:
                 continue
-            cond = render(_TWO_PARTS, c=column)
+            # every column of a row in one write (a tenant's seven ids: one row version, not seven)
+            sets = ", ".join(render("{c} = IF(", c=c) + render(_TWO_PARTS, c=c) + ", " + render(_REWRITE, c=c)
+                             + render(", {c})", c=c) for c in columns)
+            conds = " OR ".join("(" + render(_TWO_PARTS, c=c) + ")" for c in columns)
             for after, upto in sqlkit.key_ranges(conn, table, "id", self.batch(ctx)):
                 rng, args = sqlkit.range_condition("`id`", after, upto)
-                sql = (render("UPDATE {t} SET {c} = ", t=table, c=column) + render(_REWRITE, c=column)
-                       + " WHERE " + rng + " AND " + cond)
+                sql = render("UPDATE {t} SET ", t=table) + sets + " WHERE " + rng + " AND (" + conds + ")"
                 with sqlkit.transaction(conn):
-                    n = sqlkit.logged(ctx, self.name, sql, (*args, *TWO_PARTS_ARGS))
+                    n = sqlkit.logged(ctx, self.name, sql, (*TWO_PARTS_ARGS * len(columns), *args,
+                                                            *TWO_PARTS_ARGS * len(columns)))
                 changed += n
                 progress.advance(n)
                 ctx.checkpoint()
+        string_rows = changed
         stale = json_changes = 0
         broken: list[str] = []
         sqlkit.temp_table(conn, STAGE_JSON, _JSON_BODY)
@@ -176,8 +196,9 @@ class ModelIdStage(DataStage):
             ctx.notice(self.name, "JSON values changed by someone else while being rewritten were left for the "
                        "next run", count=stale)
         progress.emit()
-        return StepResult(rows=strings + json_changes, changes=changed,
-                          details={"values_rewritten": changed, "stale": stale})
+        return StepResult(rows=string_rows + json_changes, changes=changed,
+                          details={"string_rows_rewritten": string_rows, "json_values_rewritten": json_changes - stale,
+                                   "stale": stale})
 
     def cleanup(self, ctx: RunContext) -> None:
         sqlkit.drop_temp(ctx.conn, STAGE_JSON)
