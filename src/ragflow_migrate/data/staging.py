@@ -142,12 +142,12 @@ def build_llm(ctx: Any, step: str, meta: Meta, *, batch: int) -> dict[str, Any]:
     first = key[0]
     for after, upto in sqlkit.key_ranges(conn, "tenant_llm", first, max(batch, 20000)):
         cond, args = sqlkit.range_condition(f"l.{sqlkit.dialect.quote(first)}", after, upto)
-        n = sqlkit.execute(conn, insert + select + " WHERE " + cond, (seq, *args))
+        n = sqlkit.logged(ctx, step, insert + select + " WHERE " + cond, (seq, *args))
         seq += n
         progress.advance(n)
         ctx.checkpoint()
     info["rows"] = seq
-    _compute_slow_rows(ctx, info, key, batch)
+    _compute_slow_rows(ctx, step, info, batch)
     progress.emit()
     if info["broken_json"]:
         ctx.notice(step, "tenant_llm rows whose api_key starts like JSON but does not parse: used as a plain "
@@ -157,7 +157,7 @@ def build_llm(ctx: Any, step: str, meta: Meta, *, batch: int) -> dict[str, Any]:
     return info
 
 
-def _compute_slow_rows(ctx: Any, info: dict[str, Any], key: tuple[str, ...], batch: int) -> None:
+def _compute_slow_rows(ctx: Any, step: str, info: dict[str, Any], batch: int) -> None:
     """The rows the server could not do: identity and flags computed here, written back per page."""
     conn = ctx.conn
     sqlkit.temp_table(conn, FIX, _FIX_BODY)
@@ -182,7 +182,7 @@ def _compute_slow_rows(ctx: Any, info: dict[str, Any], key: tuple[str, ...], bat
                          int(broken)))
         sqlkit.clear_temp(conn, FIX)
         sqlkit.insert_rows(conn, FIX, ("seq", "ikey", "has_is_tools", "m_extra", "inst_extra", "broken_json"), rows)
-        sqlkit.execute(conn, render(
+        sqlkit.logged(ctx, step, render(
             "UPDATE {t} s JOIN {f} f ON f.`seq` = s.`seq` SET s.`ikey` = f.`ikey`, s.`has_is_tools` = f.`has_is_tools`, "
             "s.`m_extra` = f.`m_extra`, s.`inst_extra` = f.`inst_extra`, s.`broken_json` = f.`broken_json`, "
             "s.`fast` = 2", t=LLM, f=FIX))
@@ -195,7 +195,7 @@ def attach_providers(ctx: Any, meta: Meta) -> int:
     """Set ``rm_llm.provider_id`` from ``tenant_model_provider`` (same tenant, provider = factory)."""
     if not meta.has_table("tenant_model_provider"):
         return 0
-    return sqlkit.execute(ctx.conn, render(
+    return sqlkit.logged(ctx, "data staging", render(
         "UPDATE {l} s STRAIGHT_JOIN `tenant_model_provider` p ON p.`tenant_id` = s.`tenant_id` {ct} "
         "AND p.`provider_name` = s.`llm_factory` {cp} SET s.`provider_id` = p.`id` WHERE s.`provider_id` IS NULL",
         l=LLM, ct=meta.collation("tenant_model_provider", "tenant_id"),
@@ -215,7 +215,7 @@ def build_instances(ctx: Any, step: str, meta: Meta, *, batch: int) -> int:
         return 0
     # Plain keys and an extra without base URL or region (what the migration writes) on the server ...
     fast = _FAST.format(key="i.`api_key`", base="NULL") + " AND i.`extra` IN ('', '{}')"
-    count = sqlkit.execute(conn, render(
+    count = sqlkit.logged(ctx, step, render(
         "INSERT INTO {t} (`id`, `provider_id`, `instance_name`, `ikey`, `is_default`, `intl`) ", t=INST)
         + "SELECT i.`id`, i.`provider_id`, i.`instance_name`, " + canonical.identity_sql("i.`api_key`", "''")
         + ", i.`instance_name` COLLATE utf8mb4_bin = 'default', 0 FROM `tenant_model_instance` i WHERE " + fast)

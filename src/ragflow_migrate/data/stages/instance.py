@@ -80,7 +80,7 @@ class InstanceStage(DataStage):
         staging.attach_providers(ctx, meta)
         staging.build_instances(ctx, self.name, meta, batch=self.batch(ctx))
         sqlkit.temp_table(conn, NEW, _NEW_BODY)
-        sqlkit.execute(conn, render(_GROUPS, new=NEW, llm=staging.LLM, inst=staging.INST))
+        sqlkit.logged(ctx, self.name, render(_GROUPS, new=NEW, llm=staging.LLM, inst=staging.INST))
         work.counts["tenant_llm_rows"] = info["rows"]
         work.counts["rows_without_provider"] = int(sqlkit.scalar(
             conn, render("SELECT COUNT(*) FROM {l} WHERE `provider_id` IS NULL", l=staging.LLM)) or 0)

@@ -101,7 +101,7 @@ class LegacyModelStage(DataStage):
         # (provider, model name) already in tenant_model, in any instance (tenant_model has no index for it)
         cmn = meta.collation("tenant_model", "model_name")
         sqlkit.temp_table(conn, EXIST, render(_EXIST_BODY, cn=cmn))
-        sqlkit.execute(conn, render("INSERT INTO {e} (`provider_id`, `model_name`) SELECT DISTINCT `provider_id`, "
+        sqlkit.logged(ctx, self.name, render("INSERT INTO {e} (`provider_id`, `model_name`) SELECT DISTINCT `provider_id`, "
                                     "`model_name` FROM `tenant_model`", e=EXIST))
         names = sorted({(m.factory, m.llm_name) for m in cat.models if m.factory != "siliconflow_intl"})
         for i in range(0, len(names), 1000):
@@ -114,7 +114,7 @@ class LegacyModelStage(DataStage):
         else:
             which = f"s.`valid` = 0 OR {not_catalog}"
         sqlkit.temp_table(conn, SEL, _SEL_BODY)
-        sqlkit.execute(conn, render(
+        sqlkit.logged(ctx, self.name, render(
             _SELECT, sel=SEL, inst=staging.INST, llm=staging.LLM, which=Raw(which), cn=cn, exist=EXIST, cmn=cmn))
         work.counts["tenant_llm_rows"] = info["rows"]
         work.counts["models_to_create"] = int(sqlkit.scalar(conn, render(
