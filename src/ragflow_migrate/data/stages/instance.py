@@ -35,12 +35,13 @@ _NEW_BODY = """
 """
 
 # One row per (provider, identity) without an instance yet; the representative by the rule above.
+# The window sorts narrow rows only; the representative's key and extra are read afterwards
+# (_GROUP_VALUES): sorting 1M rows that carry a LONGTEXT key was most of this stage's time.
 _GROUPS = """
 INSERT INTO {new} (`provider_id`, `ikey`, `rep_seq`, `api_key`, `extra`, `status`, `members`)
-SELECT g.`provider_id`, g.`ikey`, g.`seq`, COALESCE(g.`api_key`, ''), g.`inst_extra`,
-       IF(g.`any_valid` = 1, 'active', 'inactive'), g.`members`
+SELECT g.`provider_id`, g.`ikey`, g.`seq`, NULL, '', IF(g.`any_valid` = 1, 'active', 'inactive'), g.`members`
 FROM (
-  SELECT s.`provider_id`, s.`ikey`, s.`seq`, s.`api_key`, s.`inst_extra`,
+  SELECT s.`provider_id`, s.`ikey`, s.`seq`,
          ROW_NUMBER() OVER (PARTITION BY s.`provider_id`, s.`ikey`
                             ORDER BY s.`has_is_tools`, s.`llm_name` IS NULL, s.`llm_name`, s.`seq`) AS rn,
          MAX(s.`valid`) OVER (PARTITION BY s.`provider_id`, s.`ikey`) AS any_valid,
@@ -51,6 +52,10 @@ FROM (
 ) g
 WHERE g.rn = 1
 ORDER BY g.`provider_id`, g.`ikey`
+"""
+_GROUP_VALUES = """
+UPDATE {new} n STRAIGHT_JOIN {llm} s ON s.`seq` = n.`rep_seq`
+SET n.`api_key` = COALESCE(s.`api_key`, ''), n.`extra` = s.`inst_extra`
 """
 
 # D28: rows of a hand-run v0.25 script. One statement: status, name and times move together.
@@ -81,6 +86,7 @@ class InstanceStage(DataStage):
         staging.build_instances(ctx, self.name, meta, batch=self.batch(ctx))
         sqlkit.temp_table(conn, NEW, _NEW_BODY)
         sqlkit.logged(ctx, self.name, render(_GROUPS, new=NEW, llm=staging.LLM, inst=staging.INST))
+        sqlkit.logged(ctx, self.name, render(_GROUP_VALUES, new=NEW, llm=staging.LLM))
         work.counts["tenant_llm_rows"] = info["rows"]
         work.counts["rows_without_provider"] = int(sqlkit.scalar(
             conn, render("SELECT COUNT(*) FROM {l} WHERE `provider_id` IS NULL", l=staging.LLM)) or 0)
