@@ -265,6 +265,25 @@ def test_id_migration_replaces_int_columns_instantly_unless_a_value_would_be_los
         assert [i for i in got_idx if i[2] in targets] == want_idx, table
 
 
+def test_id_migration_carries_on_after_a_stop_between_its_ddl_statements(legacy):
+    """The replace runs as three ALTERs per table; each state between them is planned from the live schema."""
+    c = legacy.conn
+    _spec_rows(c)
+    legacy.q("ALTER TABLE knowledgebase DROP INDEX knowledgebase_tenant_embd_id")  # stopped after the first
+    legacy.q("ALTER TABLE dialog DROP INDEX dialog_tenant_llm_id, DROP INDEX dialog_tenant_rerank_id")
+    legacy.q("ALTER TABLE dialog DROP COLUMN tenant_llm_id, ADD COLUMN tenant_llm_id VARCHAR(32) NULL AFTER llm_id")
+    legacy.q("ALTER TABLE dialog MODIFY tenant_rerank_id VARCHAR(32) NULL")  # ... and this one after the second
+    legacy.run()
+    legacy.check()
+    for table, column in (("knowledgebase", "tenant_embd_id"), ("dialog", "tenant_llm_id"),
+                          ("dialog", "tenant_rerank_id")):
+        assert ds.column_type(c, table, column) == "varchar(32)", (table, column)
+        assert legacy.q("SELECT index_name FROM information_schema.statistics WHERE table_schema = DATABASE() "
+                        "AND table_name = %s AND column_name = %s", (table, column)) == [(f"{table}_{column}",)]
+    assert legacy.snapshot()["references"]["knowledgebase:kb3:embd_id"][1] == (
+        "t1", "LM-Studio", "", "text-embedding-nomic-embed-text-v1.5@q8_0")
+
+
 def test_cross_provider_fallback_when_asked(legacy):
     _spec_rows(legacy.conn)
     ctx = legacy.ctx()
