@@ -191,11 +191,11 @@ def _compute_slow_rows(ctx: Any, step: str, info: dict[str, Any], batch: int) ->
     sqlkit.drop_temp(conn, FIX)
 
 
-def attach_providers(ctx: Any, meta: Meta) -> int:
+def attach_providers(ctx: Any, step: str, meta: Meta) -> int:
     """Set ``rm_llm.provider_id`` from ``tenant_model_provider`` (same tenant, provider = factory)."""
     if not meta.has_table("tenant_model_provider"):
         return 0
-    return sqlkit.logged(ctx, "data staging", render(
+    return sqlkit.logged(ctx, step, render(
         "UPDATE {l} s STRAIGHT_JOIN `tenant_model_provider` p ON p.`tenant_id` = s.`tenant_id` {ct} "
         "AND p.`provider_name` = s.`llm_factory` {cp} SET s.`provider_id` = p.`id` WHERE s.`provider_id` IS NULL",
         l=LLM, ct=meta.collation("tenant_model_provider", "tenant_id"),

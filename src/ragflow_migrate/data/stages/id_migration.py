@@ -63,10 +63,11 @@ class IdMigrationStage(DataStage):
             replaced = self._replaceable(meta, table) if check_values else set()
             for target, legacy, _bit in targets:
                 info = cols.get(target)
+                index = f"ADD INDEX {q(table + '_' + target)} ({q(target)})"
                 if info is None:
                     after = f" AFTER {q(legacy)}" if legacy in cols else ""
                     replace.append(f"ADD COLUMN {q(target)} VARCHAR(32) NULL{after}")
-                    add_index.append(f"ADD INDEX {q(table + '_' + target)} ({q(target)})")
+                    add_index.append(index)
                     continue
                 if target in replaced:
                     # nothing in it is kept (every value is resolved again): an instant swap, not a copy
@@ -74,13 +75,13 @@ class IdMigrationStage(DataStage):
                     place = f"AFTER {q(names[at - 1])}" if at else "FIRST"
                     drop_indexes += [f"DROP INDEX {q(name)}" for name in _indexes_on(meta, table, target)]
                     replace += [f"DROP COLUMN {q(target)}", f"ADD COLUMN {q(target)} VARCHAR(32) NULL {place}"]
-                    add_index.append(f"ADD INDEX {q(table + '_' + target)} ({q(target)})")
+                    add_index.append(index)
                     continue
                 if meta.is_int(table, target) or info.data_type != "varchar" or info.max_length != 32 \
                         or not info.nullable:
                     modify.append(f"MODIFY {q(target)} VARCHAR(32) NULL")
                 if not _indexed(meta, table, target):  # RAGFlow's startup would add it; so do we
-                    add_index.append(f"ADD INDEX {q(table + '_' + target)} ({q(target)})")
+                    add_index.append(index)
             statements = [Alter(table, clauses, kind) for clauses, kind in (
                 (drop_indexes, "drop_index"), (replace, "add_column"), (modify, None), (add_index, "add_index"))
                 if clauses]
@@ -128,7 +129,7 @@ class IdMigrationStage(DataStage):
             work.notes += [alter.sql for alter in statements]
         work.counts["tables_to_alter"] = len(plan)
         staging.build_llm(ctx, self.name, meta, batch=self.batch(ctx))
-        staging.attach_providers(ctx, meta)
+        staging.attach_providers(ctx, self.name, meta)
         staging.build_instances(ctx, self.name, meta, batch=self.batch(ctx))
         if work.executing:
             return  # the references are read after the DDL, in write()

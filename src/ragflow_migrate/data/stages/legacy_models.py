@@ -94,15 +94,15 @@ class LegacyModelStage(DataStage):
         work.counts["legacy_models_to_normalise"] = int(sqlkit.scalar(
             conn, "SELECT COUNT(*) FROM `tenant_model` WHERE `status` IN ('0', '1', 'enable', 'disable')") or 0)
         info = staging.build_llm(ctx, self.name, meta, batch=self.batch(ctx))
-        staging.attach_providers(ctx, meta)
+        staging.attach_providers(ctx, self.name, meta)
         staging.build_instances(ctx, self.name, meta, batch=self.batch(ctx))
         cf, cn = meta.collation("tenant_llm", "llm_factory"), meta.collation("tenant_llm", "llm_name")
         sqlkit.temp_table(conn, CAT, render(_CAT_BODY, cf=cf, cn=cn))
         # (provider, model name) already in tenant_model, in any instance (tenant_model has no index for it)
         cmn = meta.collation("tenant_model", "model_name")
         sqlkit.temp_table(conn, EXIST, render(_EXIST_BODY, cn=cmn))
-        sqlkit.logged(ctx, self.name, render("INSERT INTO {e} (`provider_id`, `model_name`) SELECT DISTINCT `provider_id`, "
-                                    "`model_name` FROM `tenant_model`", e=EXIST))
+        sqlkit.logged(ctx, self.name, render("INSERT INTO {e} (`provider_id`, `model_name`) SELECT DISTINCT "
+                                             "`provider_id`, `model_name` FROM `tenant_model`", e=EXIST))
         names = sorted({(m.factory, m.llm_name) for m in cat.models if m.factory != "siliconflow_intl"})
         for i in range(0, len(names), 1000):
             sqlkit.insert_rows(conn, CAT, ("provider_name", "llm_name"), names[i:i + 1000])

@@ -6,8 +6,9 @@ are; status = the first non-``unsupported`` status in id order. Only **active** 
 known type are kept (KEEP; CHOICE: a type-0 group is dropped, the app could never select it).
 The kept row keeps the **id of the group's first row** (FIX D25: ids written earlier, and
 ``tenant_model_group_mapping.model_id``, stay valid; the mapping is remapped for the other rows;
-a row already in ``tenant_model`` comes before the rows seeding adds in the same pass), its times (``*_date`` recomputed from ``*_time``), its ``extra`` (``{}`` if that is not a JSON object),
-and a NULL name stays NULL.
+a row already in ``tenant_model`` comes before the rows seeding adds in the same pass), its times
+(``*_date`` recomputed from ``*_time``), its ``extra`` (``{}`` if that is not a JSON object), and
+a NULL name stays NULL.
 
 The swap (FIX D1, D2, D3):
 
@@ -93,7 +94,7 @@ class MergeStage(DataStage):
         work.counts["disabled_legacy_rows_to_remove"] = 0
         if meta.has_table("tenant_llm") and meta.has_table("tenant_model_instance"):
             staging.build_llm(ctx, self.name, meta, batch=self.batch(ctx))
-            staging.attach_providers(ctx, meta)
+            staging.attach_providers(ctx, self.name, meta)
             staging.build_instances(ctx, self.name, meta, batch=self.batch(ctx))
             work.counts["disabled_legacy_rows_to_remove"] = int(sqlkit.scalar(
                 conn, "SELECT COUNT(*) FROM (" + self._disabled_ids_sql(meta) + ") d") or 0)

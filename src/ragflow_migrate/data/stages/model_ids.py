@@ -75,10 +75,9 @@ class ModelIdStage(DataStage):
         string_rows: dict[str, int] = {}
         for table, columns in self._string_tables(meta).items():
             # one read per table: the rows to rewrite, and the values per column
-            conds = [render(_TWO_PARTS, c=c) for c in columns]
-            sums = ", ".join(f"COALESCE(SUM({cond}), 0)" for cond in conds)
-            row = sqlkit.query(conn, render("SELECT COUNT(*), ", t=table) + sums + render(" FROM {t} WHERE ", t=table)
-                               + " OR ".join(f"({cond})" for cond in conds), TWO_PARTS_ARGS * (2 * len(columns)))[0]
+            sums = ", ".join("COALESCE(SUM(" + render(_TWO_PARTS, c=c) + "), 0)" for c in columns)
+            row = sqlkit.query(conn, "SELECT COUNT(*), " + sums + render(" FROM {t} WHERE ", t=table)
+                               + _any_two_parts(columns), TWO_PARTS_ARGS * (2 * len(columns)))[0]
             string_rows[table] = int(row[0] or 0)
             for column, n in zip(columns, row[1:], strict=True):
                 string_counts[f"{table}.{column}"] = int(n or 0)
@@ -157,10 +156,10 @@ class ModelIdStage(DataStage):
             # every column of a row in one write (a tenant's seven ids: one row version, not seven)
             sets = ", ".join(render("{c} = IF(", c=c) + render(_TWO_PARTS, c=c) + ", " + render(_REWRITE, c=c)
                              + render(", {c})", c=c) for c in columns)
-            conds = " OR ".join("(" + render(_TWO_PARTS, c=c) + ")" for c in columns)
             for after, upto in sqlkit.key_ranges(conn, table, "id", self.batch(ctx)):
                 rng, args = sqlkit.range_condition("`id`", after, upto)
-                sql = render("UPDATE {t} SET ", t=table) + sets + " WHERE " + rng + " AND (" + conds + ")"
+                sql = (render("UPDATE {t} SET ", t=table) + sets + " WHERE " + rng
+                       + " AND (" + _any_two_parts(columns) + ")")
                 with sqlkit.transaction(conn):
                     n = sqlkit.logged(ctx, self.name, sql, (*TWO_PARTS_ARGS * len(columns), *args,
                                                             *TWO_PARTS_ARGS * len(columns)))
@@ -202,6 +201,11 @@ class ModelIdStage(DataStage):
 
     def cleanup(self, ctx: RunContext) -> None:
         sqlkit.drop_temp(ctx.conn, STAGE_JSON)
+
+
+def _any_two_parts(columns: list[str]) -> str:
+    """Any of the columns holds an ``m@p`` to rewrite (its parameters: :data:`TWO_PARTS_ARGS` per column)."""
+    return " OR ".join("(" + render(_TWO_PARTS, c=c) + ")" for c in columns)
 
 
 def _sha256(text: Any) -> str:

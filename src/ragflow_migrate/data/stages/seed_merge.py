@@ -92,8 +92,9 @@ class SeedMerge:
             sqlkit.temp_table(conn, REMAP, ",\n".join((col("id", name="old_id"), col("id", name="new_id"),
                                                        "PRIMARY KEY (`old_id`)")))
         sqlkit.temp_table(conn, DRIVER, col("instance_id") + ",\nPRIMARY KEY (`instance_id`)")
-        sqlkit.logged(self.ctx, self.step, render("INSERT INTO {d} (`instance_id`) SELECT `instance_id` FROM `tenant_model` "
-                                    "UNION SELECT `instance_id` FROM {s}", d=DRIVER, s=seeding.SEED))
+        sqlkit.logged(self.ctx, self.step, render("INSERT INTO {d} (`instance_id`) SELECT `instance_id` "
+                                                  "FROM `tenant_model` UNION SELECT `instance_id` FROM {s}",
+                                                  d=DRIVER, s=seeding.SEED))
         driver = int(sqlkit.scalar(conn, render("SELECT COUNT(*) FROM {d}", d=DRIVER)) or 0)
         rows = existing
         if self.instances:

@@ -229,7 +229,7 @@ class SeedingStage(DataStage):
         build_catalog(ctx, self, meta, work)
         if int_mode:
             staging.build_llm(ctx, self.name, meta, batch=self.batch(ctx))
-            staging.attach_providers(ctx, meta)
+            staging.attach_providers(ctx, self.name, meta)
             staging.build_instances(ctx, self.name, meta, batch=self.batch(ctx))
             seed_table(conn, meta)
             sqlkit.execute(conn, render(_SEED_INT, seed=SEED, inst=staging.INST, cat=CAT, llm=staging.LLM,
