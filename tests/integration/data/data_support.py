@@ -190,6 +190,65 @@ def spec_rows(c) -> None:
 
 
 
+# --- stage 7's rule, written out row by row (the oracle of the resolver) -----------------------------
+
+
+def _fold(text: str | None) -> str:
+    """How utf8mb4_unicode_ci compares ASCII: case-insensitive, trailing spaces ignored."""
+    return (text or "").lower().rstrip(" ")
+
+
+class ReferenceOracle:
+    """Stage 7's resolution (spec §3.7 'Recommended', fallback off) over a migrated database, one
+    reference at a time from plain reads of the tables: what the resolver's page-wise lookups must
+    produce. It shares only the value parser (unit-tested on its own) with the tool. Test data
+    keeps names ASCII (``_fold`` is how the server compares them)."""
+
+    def __init__(self, conn) -> None:
+        self.providers = {(_fold(t), _fold(n)): pid for pid, t, n in
+                          _q(conn, "SELECT id, tenant_id, provider_name FROM tenant_model_provider")}
+        self.owner = {pid: (t, n) for pid, t, n in _q(conn, "SELECT id, tenant_id, provider_name FROM "
+                                                      "tenant_model_provider")}
+        self.instances: dict[str, list[tuple[str, str, bytes]]] = {}
+        for iid, pid, name, key, extra in _q(conn, "SELECT id, provider_id, instance_name, api_key, extra "
+                                             "FROM tenant_model_instance"):
+            self.instances.setdefault(pid, []).append(
+                (iid, name, canonical.identity_of_key(key, canonical.instance_base_url(extra))))
+        for insts in self.instances.values():
+            insts.sort(key=lambda i: (i[1] != "default", i[0]))
+        self.models: dict[str, list[tuple[str, str, int, str]]] = {}
+        for mid, iid, name, mtype, status in _q(conn, "SELECT id, instance_id, model_name, model_type, status "
+                                                "FROM tenant_model"):
+            self.models.setdefault(iid, []).append((mid, name or "", int(mtype), status))
+        self.legacy: dict[tuple[str, str, str], bytes] = {}
+        for _id, t, f, n, key, base in _q(conn, "SELECT id, tenant_id, llm_factory, llm_name, api_key, api_base "
+                                          "FROM tenant_llm ORDER BY id"):
+            self.legacy[(_fold(t), _fold(f), _fold(n))] = canonical.identity_of_key(key, base)  # the last wins
+
+    def resolve(self, tenant: str, value: str, bit: int) -> str:
+        ref = canonical.parse_reference(value)
+        provider = self.providers.get((_fold(tenant), _fold(ref.provider))) if ref else None
+        if provider is None:
+            return ""
+        insts = self.instances.get(provider, [])
+        if ref.named and ref.named[1] in {i[1] for i in insts}:
+            model, instance = ref.named
+        else:
+            model, instance = ref.plain, None
+        if instance not in (None, "default"):
+            candidates = [next(i for i in insts if i[1] == instance)]
+        else:
+            owner_tenant, owner_name = self.owner[provider]
+            key = self.legacy.get((_fold(owner_tenant), _fold(owner_name), _fold(model)))
+            candidates = [i for i in insts if i[2] == key][:1] if key is not None else insts
+        for inst in candidates:
+            hits = [m for m in self.models.get(inst[0], [])
+                    if _fold(m[1]) == _fold(model) and m[3] == "active" and m[2] & bit]
+            if hits:
+                return min(hits, key=lambda m: (m[1] != model, m[0]))[0]
+        return ""
+
+
 # --- reading state ---------------------------------------------------------------------------------
 
 
