@@ -106,6 +106,10 @@ def test_model_id_config(legacy):
     assert dsl == ('{"components":{"a":{"params":{"llm_id":"deepseek-chat@default@DeepSeek","chat_id":"c@P",'
                    '"search_config":{"chat_id":"x@default@P"}}}},"模型":"中文@P","n":1.5}')
     assert legacy.q("SELECT parser_config FROM document")[0][0] == "{not json @ all"
+    progress = [(e["unit"], e["done"], e["total"]) for e in ctx.log.events("step.progress")
+                if e["step"] == ModelIdStage().name]
+    assert all(total is None or done <= total for _unit, done, total in progress), progress  # never past its total
+    assert ("rows", 2, 2) in progress and progress[-1] == ("JSON values", 2, None), progress
     assert any("doc1" in str(n.get("sample")) for n in ctx.log.notices())
     assert ModelIdStage().plan(legacy.ctx()).counts["string_values_to_rewrite"] == 0  # idempotent
 

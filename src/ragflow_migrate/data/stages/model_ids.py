@@ -167,6 +167,10 @@ class ModelIdStage(DataStage):
                 progress.advance(n)
                 ctx.checkpoint()
         string_rows = changed
+        if rows_to_rewrite:
+            progress.emit()
+        # the JSON pass is counted on its own: how many values change is only known as it reads them
+        progress = ctx.progress(self.name, None, unit="JSON values")
         stale = json_changes = 0
         broken: list[str] = []
         sqlkit.temp_table(conn, STAGE_JSON, _JSON_BODY)
