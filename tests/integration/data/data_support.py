@@ -205,10 +205,9 @@ class ReferenceOracle:
     keeps names ASCII (``_fold`` is how the server compares them)."""
 
     def __init__(self, conn) -> None:
-        self.providers = {(_fold(t), _fold(n)): pid for pid, t, n in
-                          _q(conn, "SELECT id, tenant_id, provider_name FROM tenant_model_provider")}
         self.owner = {pid: (t, n) for pid, t, n in _q(conn, "SELECT id, tenant_id, provider_name FROM "
                                                       "tenant_model_provider")}
+        self.providers = {(_fold(t), _fold(n)): pid for pid, (t, n) in self.owner.items()}
         self.instances: dict[str, list[tuple[str, str, bytes]]] = {}
         for iid, pid, name, key, extra in _q(conn, "SELECT id, provider_id, instance_name, api_key, extra "
                                              "FROM tenant_model_instance"):

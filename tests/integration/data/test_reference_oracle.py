@@ -11,8 +11,10 @@ import collections
 import data_support as ds
 
 from ragflow_migrate.data import registry
+from ragflow_migrate.data.references import TARGETS
 
-BITS = {"llm_id": 1, "embd_id": 2, "asr_id": 4, "img2txt_id": 8, "rerank_id": 16, "tts_id": 32, "ocr_id": 64}
+#: legacy column → type bit (the same in every table that has the column)
+BITS = {legacy: bit for targets in TARGETS.values() for _target, legacy, bit in targets}
 
 
 def _plant(c) -> int:
@@ -45,9 +47,9 @@ def _case_twins(c) -> None:
                                 "DATABASE() AND table_name = 'tenant_model' AND column_name NOT IN ('id', "
                                 "'model_name') ORDER BY ordinal_position")]
     names = ", ".join(f"`{col}`" for col in cols)
-    c.cursor().execute(f"INSERT INTO tenant_model (id, model_name, {names}) SELECT CONCAT(IF(LEFT(id, 1) = '0', "
-                       f"'f', '0'), SUBSTRING(id, 2)), UPPER(model_name), {names} FROM tenant_model "
-                       "WHERE model_name <> UPPER(model_name) COLLATE utf8mb4_bin")
+    ds._q(c, f"INSERT INTO tenant_model (id, model_name, {names}) SELECT CONCAT(IF(LEFT(id, 1) = '0', 'f', '0'), "
+          f"SUBSTRING(id, 2)), UPPER(model_name), {names} FROM tenant_model "
+          "WHERE model_name <> UPPER(model_name) COLLATE utf8mb4_bin")
 
 
 def _compare(c, only: tuple[str, ...] = ()) -> collections.Counter[str]:
