@@ -176,19 +176,23 @@ class AdvisoryLock:
 def lock_holder(conn: pymysql.connections.Connection, name: str) -> dict[str, Any] | None:
     """Who holds lock ``name`` right now, as far as this account can see; None when free.
 
-    The holder may release between our reads: when its published name is missing, the lock is
-    read again, and a changed holder is described afresh (a few times at most)."""
+    The holder may release between our reads (its process-list row gone, its published name
+    left or not yet written): a description counts only when the lock still has the same holder
+    after it was read; otherwise the new holder is described afresh (a few times at most)."""
     holder: dict[str, Any] | None = None
-    for _attempt in range(3):
-        row = db.query_one(conn, "SELECT IS_USED_LOCK(%s)", (name,))
-        if not row or row[0] is None:
+    for _attempt in range(5):
+        owner = _owner(conn, name)
+        if owner is None:
             return None
-        if holder is not None and holder["connection_id"] == int(row[0]):
-            return holder  # still the same holder: it simply published no name (not this tool)
-        holder = _describe(conn, name, int(row[0]))
-        if holder.get("instance"):
+        holder = _describe(conn, name, owner)
+        if _owner(conn, name) == owner:
             return holder
     return holder
+
+
+def _owner(conn: pymysql.connections.Connection, name: str) -> int | None:
+    row = db.query_one(conn, "SELECT IS_USED_LOCK(%s)", (name,))
+    return None if not row or row[0] is None else int(row[0])
 
 
 def _describe(conn: pymysql.connections.Connection, name: str, connection_id: int) -> dict[str, Any]:

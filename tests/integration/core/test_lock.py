@@ -14,6 +14,8 @@ from toolrun import PYTHON, parse_events, run_tool
 
 from ragflow_migrate import events
 from ragflow_migrate.config import load_settings
+from ragflow_migrate.db import connect as db
+from ragflow_migrate.db import lock as lock_module
 from ragflow_migrate.db.lock import AdvisoryLock
 from ragflow_migrate.errors import ExitCode, LockLostError, LockTimeoutError
 
@@ -71,6 +73,44 @@ def test_killing_the_holders_session_frees_the_lock(database):
     finally:
         b.release()
         admin.close()
+
+
+def test_a_holder_that_leaves_while_being_described_is_not_reported(database, monkeypatch):
+    """The race seen with 20 runners: W reads the lock's owner (A), A hands the lock to B and its
+    session ends, leaving its published row behind (its DELETE lost to a deadlock, say); W must
+    not report the half-described A (a name but no user/host) but describe B, the holder now."""
+    settings = settings_for(database)
+    a = AdvisoryLock(settings, _NullLog(), "run-a")
+    a.acquire()
+    b = AdvisoryLock(settings_for(database, pod="pod-b"), _NullLog(), "run-b")
+    w = AdvisoryLock(settings_for(database, pod="pod-w", lock_timeout="5"), _NullLog(), "run-w")
+    w.conn = db.connect(w.settings)
+    real_describe = lock_module._describe
+
+    def describe_after_a_leaves(conn, name, connection_id):
+        if connection_id == a.connection_id and a.conn is not None:
+            db.query_one(a.conn, "SELECT RELEASE_LOCK(%s)", (a.name,))
+            a.close()  # the published row stays, as when the DELETE failed
+            b.acquire(timeout=5)
+            _wait_gone(w.conn, a.connection_id)
+        return real_describe(conn, name, connection_id)
+
+    monkeypatch.setattr(lock_module, "_describe", describe_after_a_leaves)
+    try:
+        holder = w.holder()
+        assert holder["connection_id"] == b.connection_id, holder
+        assert holder["instance"] == "pod-b" and holder["user"] and holder["host"], holder
+    finally:
+        b.release()
+        w.close()
+
+
+def _wait_gone(conn, connection_id):
+    deadline = time.monotonic() + 10
+    while db.query_one(conn, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %s",
+                       (connection_id,))[0]:
+        assert time.monotonic() < deadline, f"session {connection_id} still listed"
+        time.sleep(0.05)
 
 
 def test_cli_waits_for_a_held_lock_and_exits_with_the_lock_code(database):
