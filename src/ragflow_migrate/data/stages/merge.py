@@ -134,6 +134,7 @@ class MergeStage(DataStage):
             progress.advance(min(fused.page_instances, max(0, fused.driver - progress.done)))
             ctx.checkpoint()
         progress.emit()
+        fused.count_split_seeded()
         sqlkit.logged(ctx, self.name, ddl.model_indexes(NEW_TABLE, int_type=True), level="info")
         count = int(sqlkit.scalar(conn, render("SELECT COUNT(*) FROM {t}", t=NEW_TABLE)) or 0)
         if count != fused.written:

@@ -35,15 +35,16 @@ from ...steps import RunContext
 from .. import canonical, sqlkit
 from ..sqlkit import Meta, Raw, render
 from . import seeding
-from .base import Clock, IdSequence
+from .base import ORDINALS, Clock, IdSequence
 
 PAGE = "rm_pg"
 PAGE_HAVE = "rm_pg_have"
 PAGE_GROUP = "rm_pg_group"
 PAGE_AGG = "rm_pg_agg"
+PAGE_KEYS = "rm_pg_keys"
 DRIVER = "rm_pg_inst"
 REMAP = "rm_remap"
-TABLES = (PAGE, PAGE_HAVE, PAGE_GROUP, PAGE_AGG, DRIVER, REMAP, seeding.CAT, seeding.SEED)
+TABLES = (PAGE, PAGE_HAVE, PAGE_GROUP, PAGE_AGG, PAGE_KEYS, DRIVER, REMAP, seeding.CAT, seeding.SEED)
 
 SAMPLES = 5
 _COLUMNS = ("id", "create_time", "create_date", "update_time", "update_date", "model_name", "provider_id",
@@ -57,6 +58,10 @@ _GOOD_OBJECT = "CASE WHEN JSON_VALID(f.`extra`) THEN JSON_TYPE(f.`extra`) = 'OBJ
 
 class SeedMerge:
     """The page loop of the VARCHAR merge; :meth:`prepare`, then :meth:`pages` and :meth:`run_page`."""
+
+    #: The execution writes groups of seeded rows only straight into the new table (False: every
+    #: seeded row goes through ``rm_pg`` and the merge's GROUP BY, as the dry run's count does).
+    split = True
 
     def __init__(self, ctx: RunContext, meta: Meta, step: str, *, page_rows: int, remap: bool) -> None:
         self.ctx, self.meta, self.step = ctx, meta, step
@@ -85,6 +90,11 @@ class SeedMerge:
                           "PRIMARY KEY (`id`)")
         seeding.have_table(conn, meta, PAGE_HAVE)
         seeding.group_table(conn, meta, PAGE_GROUP)
+        name = meta.column("tenant_model", "model_name")
+        self._charset = (name.collation or "utf8mb4").split("_")[0]
+        sqlkit.temp_table(conn, PAGE_KEYS, ",\n".join((col("provider_id"), col("instance_id"),
+                                                       f"`name_bin` VARBINARY({4 * (name.max_length or 255)}) NOT NULL",
+                                                       render("KEY {k} (`instance_id`)", k=PAGE_KEYS + "_i"))))
         sqlkit.temp_table(conn, PAGE_AGG, ",\n".join((col("id"), col("id", name="sid", nullable=True),
                                                       "`bits` BIGINT NOT NULL", "`members` INT NOT NULL",
                                                       col("status", nullable=True), "PRIMARY KEY (`id`)")))
@@ -96,13 +106,13 @@ class SeedMerge:
                                                   "FROM `tenant_model` UNION SELECT `instance_id` FROM {s}",
                                                   d=DRIVER, s=seeding.SEED))
         driver = int(sqlkit.scalar(conn, render("SELECT COUNT(*) FROM {d}", d=DRIVER)) or 0)
-        rows = existing
+        self._offered = 0
         if self.instances:
-            rows += int(sqlkit.scalar(conn, render(
+            self._offered = int(sqlkit.scalar(conn, render(
                 "SELECT COALESCE(SUM(n.`n`), 0) FROM {s} s JOIN (SELECT `provider_name`, `intl`, COUNT(*) AS `n` "
                 "FROM {c} GROUP BY `provider_name`, `intl`) n ON n.`provider_name` = s.`cat_provider` "
                 "AND n.`intl` = s.`intl`", s=seeding.SEED, c=seeding.CAT)) or 0)
-        self._per_instance = max(1, rows // max(1, driver))
+        self._per_instance = max(1, (existing + self._offered) // max(1, driver))
         self.driver = driver
 
     def pages(self) -> Iterator[tuple[Any, Any]]:
@@ -119,15 +129,16 @@ class SeedMerge:
         """Merge one page of instances into ``new_table`` (None: only count, for the dry run);
         returns the rows written (or that would be)."""
         ctx, conn = self.ctx, self.ctx.conn
-        for table in (PAGE, PAGE_HAVE, PAGE_GROUP, PAGE_AGG):
+        for table in (PAGE, PAGE_HAVE, PAGE_GROUP, PAGE_AGG, PAGE_KEYS):
             sqlkit.clear_temp(conn, table)
         cols = ", ".join(sqlkit.dialect.quote(c) for c in _COLUMNS)
         cond, args = sqlkit.range_condition("m.`instance_id`", after, upto)
         self.read += sqlkit.logged(ctx, self.step, render("INSERT INTO {p} (", p=PAGE) + cols + ", `src`) SELECT "
                                    + ", ".join(f"m.{sqlkit.dialect.quote(c)}" for c in _COLUMNS)
                                    + ", 0 FROM `tenant_model` m WHERE " + cond, args)
+        direct = new_table is not None and bool(self.instances) and self.split
         if self.instances:
-            self._seed(after, upto)
+            self._seed(after, upto, shared_only=direct)
         sqlkit.logged(ctx, self.step, render(
             "INSERT INTO {a} (`id`, `sid`, `bits`, `members`) SELECT COALESCE(MIN(IF(m.`src` = 0, m.`id`, NULL)), "
             "MIN(m.`id`)), MIN(IF(m.`status` <> 'unsupported', "
@@ -154,6 +165,8 @@ class SeedMerge:
                 "f.`model_name`, f.`provider_id`, f.`instance_id`, g.`bits`, 'active', IF({good}, f.`extra`, '{{}}') "
                 "FROM {a} g STRAIGHT_JOIN {p} f ON f.`id` = g.`id` WHERE " + _KEPT, good=Raw(_GOOD_OBJECT), a=PAGE_AGG, p=PAGE),
                 (now, now, now, now))
+            if direct:
+                written += self._write_seeded_groups(new_table, after, upto)
         self.written += written
         return written
 
@@ -172,16 +185,86 @@ class SeedMerge:
                 a=PAGE_AGG, p=PAGE), (SAMPLES - len(self.samples),))
         return kept
 
-    def _seed(self, after: Any, upto: Any) -> None:
-        """The page's share of stage 5: the rows seeding adds to these instances, into ``rm_pg``."""
+    def _seed(self, after: Any, upto: Any, *, shared_only: bool) -> None:
+        """The page's share of stage 5: the rows seeding adds to these instances, into ``rm_pg``.
+
+        ``shared_only`` (the execution): only the seeded rows whose group also holds a row of
+        ``tenant_model`` (same provider, instance and name, byte for byte) go through ``rm_pg``;
+        the others, most of them, form groups of seeded rows only, which
+        :meth:`_write_seeded_groups` writes merged straight into the new table; the count of
+        seeded rows is then taken once, at the end (:meth:`count_split_seeded`)."""
         ctx, conn = self.ctx, self.ctx.conn
         seeding.fill_have(conn, PAGE_HAVE, PAGE)
         seeding.fill_groups(conn, PAGE_GROUP, PAGE)
         cond, args = sqlkit.range_condition("s.`instance_id`", after, upto)
-        sql = seeding.seeded_rows_sql(self.meta, target=PAGE, grp=PAGE_GROUP, have=PAGE_HAVE, page=Raw(cond))
+        drive = ""
+        if shared_only:
+            sqlkit.execute(conn, render(
+                "INSERT INTO {k} (`provider_id`, `instance_id`, `name_bin`) SELECT DISTINCT `provider_id`, "
+                "`instance_id`, CAST(`model_name` AS BINARY) FROM {p} WHERE `model_name` IS NOT NULL",
+                k=PAGE_KEYS, p=PAGE))
+            # read from the page's few group keys, not from every model of every instance
+            drive = render("{k} k STRAIGHT_JOIN ", k=PAGE_KEYS)
+            cond += render(" AND k.`instance_id` = s.`instance_id` AND k.`provider_id` = s.`provider_id` {cp} "
+                           "AND k.`name_bin` = " + self._name_bin("c.`llm_name`"),
+                           cp=self.meta.collation("tenant_model", "provider_id"))
+        sql = seeding.seeded_rows_sql(self.meta, target=PAGE, grp=PAGE_GROUP, have=PAGE_HAVE, page=Raw(cond),
+                                      drive=drive)
         clock = self.clock
-        self.seeded += sqlkit.logged(ctx, self.step, sql, (*self.ids.args(), clock.ms, clock.date, clock.ms,
-                                                           clock.date, *args))
+        n = sqlkit.logged(ctx, self.step, sql, (*self.ids.args(), clock.ms, clock.date, clock.ms, clock.date, *args))
+        if not shared_only:
+            self.seeded += n
+
+    def _shared_sql(self) -> str:
+        """The catalogue row ``c`` seeded into instance ``s`` joins a group of ``tenant_model`` rows."""
+        return render("EXISTS (SELECT 1 FROM {k} k WHERE k.`instance_id` = s.`instance_id` AND k.`provider_id` = "
+                      "s.`provider_id` {cp} AND k.`name_bin` = " + self._name_bin("c.`llm_name`") + ")",
+                      k=PAGE_KEYS, cp=self.meta.collation("tenant_model", "provider_id"))
+
+    def _name_bin(self, expr: str) -> str:
+        """A catalogue name's bytes as ``tenant_model.model_name`` stores them (the merge's group key)."""
+        return f"CAST(CONVERT({expr} USING {self._charset}) AS BINARY)"
+
+    def count_split_seeded(self) -> None:
+        """After a split execution: the rows seeding added (part of them written merged, never one by
+        one), from the catalogue: every model × type of every seeded instance, minus the (model, type)
+        pairs the instance already had, read once from tenant_model (unchanged meanwhile: checked)."""
+        if not (self.split and self.instances):
+            return
+        meta = self.meta
+        present = int(sqlkit.scalar(self.ctx.conn, render(
+            "SELECT COUNT(DISTINCT s.`seq`, c.`ord`) FROM {s} s STRAIGHT_JOIN `tenant_model` m ON m.`instance_id` = "
+            "s.`instance_id` STRAIGHT_JOIN {c} c ON c.`provider_name` = s.`cat_provider` AND c.`intl` = s.`intl` "
+            "AND m.`model_name` = c.`llm_name` {cmn} AND m.`model_type` = c.`type_str` {cmt}",
+            s=seeding.SEED, c=seeding.CAT, cmn=meta.collation("tenant_model", "model_name"),
+            cmt=meta.collation("tenant_model", "model_type"))) or 0)
+        self.seeded = self._offered - present
+
+    def _write_seeded_groups(self, new_table: str, after: Any, upto: Any) -> int:
+        """The groups made of seeded rows only, merged as :meth:`run_page` merges a group: one row per
+        (provider, instance, name), id and ``extra`` of its first row (lowest catalogue row), type the
+        OR of its rows' bits; kept when its status (seeding's, from the same (instance, model): D10,
+        D11) is active. Seeded rows are never ``unsupported``, so no bit is taken away."""
+        cond, args = sqlkit.range_condition("s.`instance_id`", after, upto)
+        key = f"s.`seq` * {ORDINALS} + c.`ord`"
+        first_extra = f"SUBSTRING(MIN(CONCAT(LPAD({key}, 20, '0'), COALESCE(g.`extra`, c.`extra`))), 21)"
+        good = f"CASE WHEN JSON_VALID({first_extra}) THEN JSON_TYPE({first_extra}) = 'OBJECT' ELSE 0 END"
+        cols = ", ".join(sqlkit.dialect.quote(c) for c in _COLUMNS)
+        sql = render(
+            "INSERT INTO {n} (", n=new_table) + cols + render(
+            ") SELECT LOWER(CONCAT(%s, LPAD(HEX(%s + MIN(" + key + ")), 16, '0'))), %s, FROM_UNIXTIME(FLOOR(%s / 1000)), "
+            "%s, FROM_UNIXTIME(FLOOR(%s / 1000)), MIN(c.`llm_name`), s.`provider_id`, s.`instance_id`, BIT_OR({bit}), "
+            "'active', IF(" + good + ", " + first_extra + ", '{{}}') "
+            "FROM {s} s STRAIGHT_JOIN {c} c ON c.`provider_name` = s.`cat_provider` AND c.`intl` = s.`intl` "
+            "LEFT JOIN {g} g ON g.`instance_id` = s.`instance_id` AND g.`model_name` = c.`llm_name` {cmn} "
+            "WHERE " + cond + " AND NOT EXISTS (SELECT 1 FROM {h} h WHERE h.`instance_id` = s.`instance_id` "
+            "AND h.`model_name` = c.`llm_name` {cmn} AND h.`model_type` = c.`type_str` {cmt}) AND NOT " + self._shared_sql()
+            + " GROUP BY s.`provider_id`, s.`instance_id`, " + self._name_bin("c.`llm_name`")
+            + " HAVING COALESCE(MIN(g.`status`), 'active') = 'active' AND BIT_OR({bit}) <> 0",
+            s=seeding.SEED, c=seeding.CAT, g=PAGE_GROUP, h=PAGE_HAVE, bit=Raw(canonical.bit_case_sql("c.`type_str`")),
+            cmn=self.meta.collation("tenant_model", "model_name"), cmt=self.meta.collation("tenant_model", "model_type"))
+        ms = self.clock.ms
+        return sqlkit.logged(self.ctx, self.step, sql, (*self.ids.args(), ms, ms, ms, ms, *args))
 
     def remapped_sql(self) -> str:
         """``SELECT old_id, new_id``: the tenant_model rows merged into another row's id (D25)."""

@@ -87,7 +87,7 @@ INSERT INTO {target} (`id`, `create_time`, `create_date`, `update_time`, `update
 SELECT {newid} AS `id`, %s AS `ct`, %s AS `cd`, %s AS `ut`, %s AS `ud`, c.`llm_name` AS `model_name`,
        s.`provider_id` AS `provider_id`, s.`instance_id` AS `instance_id`, c.`type_str` AS `model_type`,
        COALESCE(g.`status`, 'active') AS `status`, COALESCE(g.`extra`, c.`extra`) AS `extra`
-FROM {seed} s
+FROM {drive}{seed} s
 STRAIGHT_JOIN {cat} c ON c.`provider_name` = s.`cat_provider` AND c.`intl` = s.`intl`
 LEFT JOIN {grp} g ON g.`instance_id` = s.`instance_id` AND g.`model_name` = c.`llm_name` {cmn}
 WHERE {page}
@@ -205,11 +205,12 @@ def build_seed_instances(ctx: RunContext, meta: Meta) -> int:
     return int(sqlkit.scalar(ctx.conn, render("SELECT COUNT(*) FROM {t}", t=SEED)) or 0)
 
 
-def seeded_rows_sql(meta: Meta, *, target: str, grp: str, have: str, page: Raw) -> str:
+def seeded_rows_sql(meta: Meta, *, target: str, grp: str, have: str, page: Raw, drive: str = "") -> str:
     """``INSERT INTO target … SELECT`` of the rows seeding adds (VARCHAR ``model_type``), for the
     instances ``page`` selects. Parameters: :meth:`IdSequence.args`, create time and date, update
-    time and date, then the page's own."""
-    return render(_INSERT_STRING, target=target, seed=SEED, cat=CAT, grp=grp, have=have, page=page,
+    time and date, then the page's own. ``drive``: a table joined first (``"t x STRAIGHT_JOIN "``),
+    which ``page`` then relates to ``s`` and ``c``, to read only the instances and models it names."""
+    return render(_INSERT_STRING, target=target, seed=SEED, cat=CAT, grp=grp, have=have, page=page, drive=Raw(drive),
                   newid=Raw(IdSequence.sql_keyed("s.`seq`", "c.`ord`")),
                   cmn=meta.collation("tenant_model", "model_name"),
                   cmt=meta.collation("tenant_model", "model_type"))
