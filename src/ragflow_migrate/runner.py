@@ -56,6 +56,12 @@ def open_context(settings: Settings, log: Any, run_id: str, *, wait: bool = True
     conn = db.connect(settings)
     if server is None:
         server = db.server_info(conn)
+    tuning = server.session_tuning_sql()
+    if tuning:
+        try:
+            db.execute(conn, tuning)
+        except pymysql.err.MySQLError as exc:  # a speed-up only: the run goes on without it
+            log.debug(events.STEP_NOTICE, step="connect", message=f"{tuning} refused: {exc}")
     return RunContext(settings=settings, log=log, run_id=run_id, server=server, conn=conn)
 
 

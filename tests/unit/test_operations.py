@@ -228,3 +228,11 @@ def test_algorithms_by_server():
     assert maria.is_mariadb and maria.algorithms("add_column")[0] == "INSTANT"
     assert old.algorithms("add_column") == ("INPLACE", "COPY")
     assert mysql.algorithms("add_index") == ("INPLACE", "COPY")
+
+
+def test_index_build_memory_is_raised_only_where_the_variable_exists():
+    assert ServerInfo.from_version("9.7.4").session_tuning_sql() == \
+        "SET SESSION innodb_ddl_buffer_size = 16777216"
+    assert ServerInfo.from_version("8.0.27").session_tuning_sql() is not None
+    assert ServerInfo.from_version("8.0.26").session_tuning_sql() is None  # the variable came in 8.0.27
+    assert ServerInfo.from_version("10.11.19-MariaDB-0+deb12u1").session_tuning_sql() is None

@@ -151,6 +151,12 @@ def quote(identifier: str) -> str:
 # --- servers ----------------------------------------------------------------------------------
 
 
+#: The sort memory of one index build on MySQL (session scope; freed when the ALTER ends). Building
+#: tenant_model's six indexes over 2.33M rows (L) on MySQL 9.7 took 28.0 s at the default 1 MB,
+#: 21.9 s at 16 MB, 21.7 s at 64 MB, 19.3 s at 256 MB: 16 MB takes most of the gain for little memory.
+DDL_BUFFER_BYTES = 16 * 1024 * 1024
+
+
 @dataclasses.dataclass(frozen=True)
 class ServerInfo:
     """What kind of server we talk to. ``flavor`` is ``mysql`` or ``mariadb``."""
@@ -189,6 +195,13 @@ class ServerInfo:
         if operation in ("add_index", "drop_index"):
             return ("INPLACE", "COPY")
         return ("DEFAULT",)
+
+    def session_tuning_sql(self) -> str | None:
+        """A ``SET SESSION`` for the work connection, or None: on MySQL 8.0.27+ the sort memory of
+        an index build (``innodb_ddl_buffer_size``, 1 MB by default) is raised for this session."""
+        if not self.is_mariadb and self.version >= (8, 0, 27):
+            return f"SET SESSION innodb_ddl_buffer_size = {DDL_BUFFER_BYTES}"
+        return None
 
     @property
     def supports_rename_index(self) -> bool:

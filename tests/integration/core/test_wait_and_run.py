@@ -113,3 +113,23 @@ def test_help_documents_every_command():
         assert code.name.lower() in proc.stdout
     version = subprocess.run([PYTHON, "-m", "ragflow_migrate", "--version"], capture_output=True, text=True)
     assert version.stdout.startswith("ragflow-migrate ")
+
+
+def test_the_work_connection_sorts_index_builds_in_more_memory(database):
+    """MySQL: the run's own session raises innodb_ddl_buffer_size (index builds of the merge and the
+    schema steps); MariaDB has no such variable and the session opens as before."""
+    from ragflow_migrate import logs
+    from ragflow_migrate.config import load_settings
+    from ragflow_migrate.db import connect as db
+    from ragflow_migrate.db.dialect import DDL_BUFFER_BYTES
+    from ragflow_migrate.runner import close_context, open_context
+
+    ctx = open_context(load_settings({}, database.env), logs.get_logger(), "tuning-test", wait=False)
+    try:
+        if ctx.server.is_mariadb:
+            assert ctx.server.session_tuning_sql() is None
+        else:
+            assert db.query_one(ctx.conn, "SELECT @@SESSION.innodb_ddl_buffer_size")[0] == DDL_BUFFER_BYTES
+            assert db.query_one(ctx.conn, "SELECT @@GLOBAL.innodb_ddl_buffer_size")[0] != DDL_BUFFER_BYTES
+    finally:
+        close_context(ctx)
