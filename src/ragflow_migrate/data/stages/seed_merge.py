@@ -205,9 +205,7 @@ class SeedMerge:
                 k=PAGE_KEYS, p=PAGE))
             # read from the page's few group keys, not from every model of every instance
             drive = render("{k} k STRAIGHT_JOIN ", k=PAGE_KEYS)
-            cond += render(" AND k.`instance_id` = s.`instance_id` AND k.`provider_id` = s.`provider_id` {cp} "
-                           "AND k.`name_bin` = " + self._name_bin("c.`llm_name`"),
-                           cp=self.meta.collation("tenant_model", "provider_id"))
+            cond += " AND " + self._key_match()
         sql = seeding.seeded_rows_sql(self.meta, target=PAGE, grp=PAGE_GROUP, have=PAGE_HAVE, page=Raw(cond),
                                       drive=drive)
         clock = self.clock
@@ -215,11 +213,10 @@ class SeedMerge:
         if not shared_only:
             self.seeded += n
 
-    def _shared_sql(self) -> str:
-        """The catalogue row ``c`` seeded into instance ``s`` joins a group of ``tenant_model`` rows."""
-        return render("EXISTS (SELECT 1 FROM {k} k WHERE k.`instance_id` = s.`instance_id` AND k.`provider_id` = "
-                      "s.`provider_id` {cp} AND k.`name_bin` = " + self._name_bin("c.`llm_name`") + ")",
-                      k=PAGE_KEYS, cp=self.meta.collation("tenant_model", "provider_id"))
+    def _key_match(self) -> str:
+        """The catalogue row ``c`` seeded into instance ``s`` has the group key ``k`` of ``rm_pg_keys``."""
+        return render("k.`instance_id` = s.`instance_id` AND k.`provider_id` = s.`provider_id` {cp} AND k.`name_bin` = ",
+                      cp=self.meta.collation("tenant_model", "provider_id")) + self._name_bin("c.`llm_name`")
 
     def _name_bin(self, expr: str) -> str:
         """A catalogue name's bytes as ``tenant_model.model_name`` stores them (the merge's group key)."""
@@ -250,19 +247,15 @@ class SeedMerge:
         first_extra = f"SUBSTRING(MIN(CONCAT(LPAD({key}, 20, '0'), COALESCE(g.`extra`, c.`extra`))), 21)"
         good = f"CASE WHEN JSON_VALID({first_extra}) THEN JSON_TYPE({first_extra}) = 'OBJECT' ELSE 0 END"
         cols = ", ".join(sqlkit.dialect.quote(c) for c in _COLUMNS)
-        sql = render(
-            "INSERT INTO {n} (", n=new_table) + cols + render(
-            ") SELECT LOWER(CONCAT(%s, LPAD(HEX(%s + MIN(" + key + ")), 16, '0'))), %s, FROM_UNIXTIME(FLOOR(%s / 1000)), "
-            "%s, FROM_UNIXTIME(FLOOR(%s / 1000)), MIN(c.`llm_name`), s.`provider_id`, s.`instance_id`, BIT_OR({bit}), "
-            "'active', IF(" + good + ", " + first_extra + ", '{{}}') "
-            "FROM {s} s STRAIGHT_JOIN {c} c ON c.`provider_name` = s.`cat_provider` AND c.`intl` = s.`intl` "
-            "LEFT JOIN {g} g ON g.`instance_id` = s.`instance_id` AND g.`model_name` = c.`llm_name` {cmn} "
-            "WHERE " + cond + " AND NOT EXISTS (SELECT 1 FROM {h} h WHERE h.`instance_id` = s.`instance_id` "
-            "AND h.`model_name` = c.`llm_name` {cmn} AND h.`model_type` = c.`type_str` {cmt}) AND NOT " + self._shared_sql()
-            + " GROUP BY s.`provider_id`, s.`instance_id`, " + self._name_bin("c.`llm_name`")
-            + " HAVING COALESCE(MIN(g.`status`), 'active') = 'active' AND BIT_OR({bit}) <> 0",
-            s=seeding.SEED, c=seeding.CAT, g=PAGE_GROUP, h=PAGE_HAVE, bit=Raw(canonical.bit_case_sql("c.`type_str`")),
-            cmn=self.meta.collation("tenant_model", "model_name"), cmt=self.meta.collation("tenant_model", "model_type"))
+        bit = canonical.bit_case_sql("c.`type_str`")
+        not_shared = render(" AND NOT EXISTS (SELECT 1 FROM {k} k WHERE ", k=PAGE_KEYS) + self._key_match() + ")"
+        sql = (render("INSERT INTO {n} (", n=new_table) + cols
+               + ") SELECT LOWER(CONCAT(%s, LPAD(HEX(%s + MIN(" + key + ")), 16, '0'))), %s, "
+               "FROM_UNIXTIME(FLOOR(%s / 1000)), %s, FROM_UNIXTIME(FLOOR(%s / 1000)), MIN(c.`llm_name`), "
+               f"s.`provider_id`, s.`instance_id`, BIT_OR({bit}), 'active', IF({good}, {first_extra}, '{{}}') "
+               + seeding.seeded_source_sql(self.meta, grp=PAGE_GROUP, have=PAGE_HAVE, page=Raw(cond + not_shared))
+               + " GROUP BY s.`provider_id`, s.`instance_id`, " + self._name_bin("c.`llm_name`")
+               + f" HAVING COALESCE(MIN(g.`status`), 'active') = 'active' AND BIT_OR({bit}) <> 0")
         ms = self.clock.ms
         return sqlkit.logged(self.ctx, self.step, sql, (*self.ids.args(), ms, ms, ms, ms, *args))
 

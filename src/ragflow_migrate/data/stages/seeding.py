@@ -81,19 +81,23 @@ STRAIGHT_JOIN (SELECT DISTINCT `provider_name` FROM {cat}) c ON c.`provider_name
 WHERE EXISTS (SELECT 1 FROM {llm} l WHERE l.`provider_id` = i.`provider_id` AND l.`ikey` = i.`ikey`)
 ORDER BY i.`id`
 """
-_INSERT_STRING = """
-INSERT INTO {target} (`id`, `create_time`, `create_date`, `update_time`, `update_date`, `model_name`,
-                      `provider_id`, `instance_id`, `model_type`, `status`, `extra`)
-SELECT {newid} AS `id`, %s AS `ct`, %s AS `cd`, %s AS `ut`, %s AS `ud`, c.`llm_name` AS `model_name`,
-       s.`provider_id` AS `provider_id`, s.`instance_id` AS `instance_id`, c.`type_str` AS `model_type`,
-       COALESCE(g.`status`, 'active') AS `status`, COALESCE(g.`extra`, c.`extra`) AS `extra`
+# The rows seeding adds to the instances {page} selects, before any is written: each catalogue row
+# of each instance's provider that the instance lacks, with its (instance, model) group ``g`` (D10, D11).
+_SEEDED_SOURCE = """
 FROM {drive}{seed} s
 STRAIGHT_JOIN {cat} c ON c.`provider_name` = s.`cat_provider` AND c.`intl` = s.`intl`
 LEFT JOIN {grp} g ON g.`instance_id` = s.`instance_id` AND g.`model_name` = c.`llm_name` {cmn}
 WHERE {page}
   AND NOT EXISTS (SELECT 1 FROM {have} h WHERE h.`instance_id` = s.`instance_id`
                   AND h.`model_name` = c.`llm_name` {cmn} AND h.`model_type` = c.`type_str` {cmt})
-ORDER BY s.`seq`, c.`ord`
+"""
+_INSERT_STRING = """
+INSERT INTO {target} (`id`, `create_time`, `create_date`, `update_time`, `update_date`, `model_name`,
+                      `provider_id`, `instance_id`, `model_type`, `status`, `extra`)
+SELECT {newid} AS `id`, %s AS `ct`, %s AS `cd`, %s AS `ut`, %s AS `ud`, c.`llm_name` AS `model_name`,
+       s.`provider_id` AS `provider_id`, s.`instance_id` AS `instance_id`, c.`type_str` AS `model_type`,
+       COALESCE(g.`status`, 'active') AS `status`, COALESCE(g.`extra`, c.`extra`) AS `extra`
+{source}ORDER BY s.`seq`, c.`ord`
 """
 _INSERT_INT = """
 INSERT INTO `tenant_model` (`id`, `create_time`, `create_date`, `update_time`, `update_date`, `model_name`,
@@ -205,15 +209,21 @@ def build_seed_instances(ctx: RunContext, meta: Meta) -> int:
     return int(sqlkit.scalar(ctx.conn, render("SELECT COUNT(*) FROM {t}", t=SEED)) or 0)
 
 
-def seeded_rows_sql(meta: Meta, *, target: str, grp: str, have: str, page: Raw, drive: str = "") -> str:
-    """``INSERT INTO target … SELECT`` of the rows seeding adds (VARCHAR ``model_type``), for the
-    instances ``page`` selects. Parameters: :meth:`IdSequence.args`, create time and date, update
-    time and date, then the page's own. ``drive``: a table joined first (``"t x STRAIGHT_JOIN "``),
-    which ``page`` then relates to ``s`` and ``c``, to read only the instances and models it names."""
-    return render(_INSERT_STRING, target=target, seed=SEED, cat=CAT, grp=grp, have=have, page=page, drive=Raw(drive),
-                  newid=Raw(IdSequence.sql_keyed("s.`seq`", "c.`ord`")),
+def seeded_source_sql(meta: Meta, *, grp: str, have: str, page: Raw, drive: str = "") -> str:
+    """``FROM … WHERE …`` of the rows seeding adds (VARCHAR ``model_type``) to the instances ``page``
+    selects: ``s`` the instance, ``c`` the catalogue row, ``g`` its (instance, model) group. ``drive``:
+    a table joined first (``"t x STRAIGHT_JOIN "``), which ``page`` then relates to ``s`` and ``c``, to
+    read only the instances and models it names. Parameters: the page's own."""
+    return render(_SEEDED_SOURCE, seed=SEED, cat=CAT, grp=grp, have=have, page=page, drive=Raw(drive),
                   cmn=meta.collation("tenant_model", "model_name"),
                   cmt=meta.collation("tenant_model", "model_type"))
+
+
+def seeded_rows_sql(meta: Meta, *, target: str, grp: str, have: str, page: Raw, drive: str = "") -> str:
+    """``INSERT INTO target … SELECT`` of the rows seeding adds (:func:`seeded_source_sql`).
+    Parameters: :meth:`IdSequence.args`, create time and date, update time and date, then the page's own."""
+    return render(_INSERT_STRING, target=target, newid=Raw(IdSequence.sql_keyed("s.`seq`", "c.`ord`")),
+                  source=Raw(seeded_source_sql(meta, grp=grp, have=have, page=page, drive=drive)))
 
 
 class SeedingStage(DataStage):
