@@ -63,6 +63,7 @@ def _common_options() -> argparse.ArgumentParser:
     tool.add_argument("--ddl-lock-wait", help="metadata-lock wait of one DDL attempt (default 5s)")
     tool.add_argument("--ddl-deadline", help="total metadata-lock wait per DDL statement (default 600s)")
     tool.add_argument("--batch-size", help="rows per data-migration transaction (default 5000)")
+    tool.add_argument("--sessions", help="database sessions a data stage works on at once (default 2; 1 to 16)")
     tool.add_argument("--create-database", action="store_const", const="true",
                       help="create the database (utf8mb4) when it does not exist")
     tool.add_argument("--log-format", choices=LOG_FORMATS, help="json, console, or auto (console on a TTY)")

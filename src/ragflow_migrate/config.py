@@ -157,6 +157,16 @@ def _positive_int(raw: Any) -> int:
     return value
 
 
+MAX_SESSIONS = 16
+
+
+def _sessions(raw: Any) -> int:
+    value = _positive_int(raw)
+    if value > MAX_SESSIONS:
+        raise ValueError(f"{value} is more than {MAX_SESSIONS}")
+    return value
+
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -231,6 +241,7 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("ddl_lock_wait", _duration, 5.0, None, "--ddl-lock-wait", None, "lock_wait_timeout of one DDL attempt"),
     _Spec("ddl_deadline", _duration, 600.0, None, "--ddl-deadline", None, "total wait for metadata locks per DDL"),
     _Spec("batch_size", _positive_int, 5000, None, "--batch-size", None, "rows per data-migration transaction"),
+    _Spec("sessions", _sessions, 2, None, "--sessions", None, "database sessions a data stage works on at once"),
     _Spec("create_database", _bool, False, None, "--create-database", None, "create the database when missing"),
     _Spec("log_format", _choice(LOG_FORMATS), "auto", None, "--log-format", None, "json, console, or auto (TTY)"),
     _Spec("log_level", _choice(LOG_LEVELS), "info", None, "--log-level", None, "lowest level logged"),
@@ -262,6 +273,7 @@ class Settings:
     ddl_lock_wait: float
     ddl_deadline: float
     batch_size: int
+    sessions: int
     create_database: bool
     log_format: str
     log_level: str

@@ -56,13 +56,24 @@ def open_context(settings: Settings, log: Any, run_id: str, *, wait: bool = True
     conn = db.connect(settings)
     if server is None:
         server = db.server_info(conn)
+    _tune(conn, server, log)
+
+    def open_session() -> pymysql.connections.Connection:
+        other = db.connect(settings)
+        _tune(other, server, log)
+        return other
+
+    return RunContext(settings=settings, log=log, run_id=run_id, server=server, conn=conn,
+                      open_session=open_session)
+
+
+def _tune(conn: pymysql.connections.Connection, server: dialect.ServerInfo, log: Any) -> None:
     tuning = server.session_tuning_sql()
     if tuning:
         try:
             db.execute(conn, tuning)
         except pymysql.err.MySQLError as exc:  # a speed-up only: the run goes on without it
             log.debug(events.STEP_NOTICE, step="connect", message=f"{tuning} refused: {exc}")
-    return RunContext(settings=settings, log=log, run_id=run_id, server=server, conn=conn)
 
 
 def close_context(ctx: RunContext | None) -> None:

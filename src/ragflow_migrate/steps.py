@@ -129,6 +129,9 @@ class RunContext:
     conn: Any = None  # the work connection (pymysql)
     lock: Any = None  # db.lock.AdvisoryLock while held
     dry_run: bool = False
+    #: Opens another session like ``conn`` (same settings and session variables), for the data
+    #: stages that work pages on several sessions at once (:mod:`.data.lanes`); None: one session.
+    open_session: Callable[[], Any] | None = None
     extras: dict[str, Any] = dataclasses.field(default_factory=dict)
     _checkpoint_hooks: list[Callable[[], None]] = dataclasses.field(default_factory=list)
 

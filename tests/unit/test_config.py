@@ -99,6 +99,9 @@ def test_bad_yaml_values_name_file_and_key(tmp_path, yaml_text, words):
         ({"RAGFLOW_MIGRATE_TARGET_VERSION": "latest"}, "not a release number"),
         ({"RAGFLOW_MIGRATE_CREATE_DATABASE": "maybe"}, "is not a boolean"),
         ({"RAGFLOW_MIGRATE_BATCH_SIZE": "0"}, "must be at least 1"),
+        ({"RAGFLOW_MIGRATE_SESSIONS": "0"}, "env RAGFLOW_MIGRATE_SESSIONS: 0 must be at least 1"),
+        ({"RAGFLOW_MIGRATE_SESSIONS": "17"}, "env RAGFLOW_MIGRATE_SESSIONS: 17 is more than 16"),
+        ({"RAGFLOW_MIGRATE_SESSIONS": "two"}, "'two' is not a whole number"),
         ({"RAGFLOW_MIGRATE_LOG_FORMAT": "xml"}, "is not one of auto, json, console"),
         ({"RAGFLOW_MIGRATE_CONFIG": "/no/such/file.yaml"}, "config file /no/such/file.yaml does not exist"),
         ({"RAGFLOW_MIGRATE_PASSWORD_FILE": "/no/such/secret"}, "password file /no/such/secret does not exist"),
@@ -109,6 +112,12 @@ def test_bad_environment_values_name_the_variable(env, words):
     with pytest.raises(ConfigError) as err:
         load_settings({}, environ)
     assert words in err.value.message
+
+
+def test_sessions_default_to_two_and_are_read_from_flag_or_environment():
+    assert load_settings({}, {"MYSQL_HOST": "h"}).sessions == 2
+    assert load_settings({}, {"MYSQL_HOST": "h", "RAGFLOW_MIGRATE_SESSIONS": "1"}).sessions == 1
+    assert load_settings({"sessions": "16"}, {"MYSQL_HOST": "h", "RAGFLOW_MIGRATE_SESSIONS": "1"}).sessions == 16
 
 
 def test_bad_flag_names_the_flag():

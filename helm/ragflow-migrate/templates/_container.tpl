@@ -63,6 +63,10 @@ ragflow-migrate.container: one container of the tool.
     - name: RAGFLOW_MIGRATE_BATCH_SIZE
       value: {{ toString $v.migrate.batchSize | quote }}
     {{- end }}
+    {{- if not (kindIs "invalid" $v.migrate.sessions) }}
+    - name: RAGFLOW_MIGRATE_SESSIONS
+      value: {{ toString $v.migrate.sessions | quote }}
+    {{- end }}
     {{- if $v.migrate.createDatabase }}
     - name: RAGFLOW_MIGRATE_CREATE_DATABASE
       value: "true"

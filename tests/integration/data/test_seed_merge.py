@@ -4,14 +4,18 @@ page table. The result must be, row for row and id for id, what the general path
 row through the page table and the merge's GROUP BY, as the dry run counts them), on data planted to
 sit on every boundary between the two: names equal to a catalogue model but for case or a trailing
 space, unsupported and inactive groups, a row whose provider is not its instance's, a NULL name, a
-catalogue model of two types with one present, and an instance without any model."""
+catalogue model of two types with one present, and an instance without any model. The same holds
+when the pages are worked on several sessions at once (:mod:`ragflow_migrate.data.lanes`)."""
 
 from __future__ import annotations
+
+import collections
+import time
 
 import data_support as ds
 import pytest
 
-from ragflow_migrate.data import registry
+from ragflow_migrate.data import lanes, registry
 from ragflow_migrate.data.stages import base, seed_merge
 
 #: (model_name, model_type, status, extra) planted into OpenAI instances, one variant per instance
@@ -23,6 +27,7 @@ VARIANTS = [
     [("o1", "chat", "inactive", '{"max_tokens": 5}'), ("O1", "embedding", "active", "x")],
     [(None, "chat", "active", "{}"), ("tts-1", "TTS", "active", "{}")],  # NULL name; a type not in our spelling
     [("whisper-1", "chat", "active", "{}")],  # planted under another provider (below)
+    [("my-own", "chat", "active", "{}"), ("my-own", "embedding", "active", "{}")],  # two existing rows: one kept
 ]
 
 
@@ -64,7 +69,7 @@ def _merged(legacy) -> list[tuple]:
                     "provider_id, instance_id, model_type, status, extra FROM tenant_model ORDER BY id")
 
 
-def _merge(legacy, monkeypatch, *, split: bool) -> tuple[list[tuple], dict]:
+def _merge(legacy, monkeypatch, *, split: bool, **flags) -> tuple[list[tuple], dict]:
     monkeypatch.setattr(seed_merge.SeedMerge, "split", split)
     written: list[int] = []
     original = seed_merge.SeedMerge._write_seeded_groups
@@ -75,7 +80,7 @@ def _merge(legacy, monkeypatch, *, split: bool) -> tuple[list[tuple], dict]:
 
     monkeypatch.setattr(seed_merge.SeedMerge, "_write_seeded_groups", spy)
     merge = next(s for s in registry.stages_of("v0.27.0") if s.stage == "model_type_merge")
-    result = merge.apply(legacy.ctx())
+    result = merge.apply(legacy.ctx(**flags))
     assert bool(written) == split and (not split or sum(written) > 0), written
     return _merged(legacy), result.details
 
@@ -106,17 +111,60 @@ def test_seeded_groups_written_directly_equal_the_general_path(legacy, monkeypat
     if mapping:
         legacy.q("DELETE FROM tenant_model_group_mapping")
         legacy.q("INSERT INTO tenant_model_group_mapping SELECT * FROM gm_keep")
-    direct, direct_details = _merge(legacy, monkeypatch, split=True)
-    assert direct == general, _first_difference(direct, general)
-    for key in ("rows_after", "models_seeded", "group_mapping_remapped"):
-        assert direct_details[key] == general_details[key], key
-    if mapping:
-        assert legacy.q("SELECT group_id, provider_id, instance_id, model_id FROM tenant_model_group_mapping "
-                        "ORDER BY model_id, instance_id") == mapping_general
+    # the split path on one session (big pages), then on three sessions with pages of ~1 instance
+    direct_details: dict = {}
+    for flags in ({"sessions": 1}, {"sessions": 3, "batch_size": 1}):
+        if flags["sessions"] > 1:
+            backup = direct_details["backup"]
+            legacy.q("DROP TABLE tenant_model")
+            legacy.q(f"RENAME TABLE `{backup}` TO tenant_model")
+            if mapping:
+                legacy.q("DELETE FROM tenant_model_group_mapping")
+                legacy.q("INSERT INTO tenant_model_group_mapping SELECT * FROM gm_keep")
+        sessions = _count_sessions(monkeypatch)
+        direct, direct_details = _merge(legacy, monkeypatch, split=True, **flags)
+        assert max(sessions) == flags["sessions"], sessions
+        assert direct == general, _first_difference(direct, general)
+        for key in ("rows_after", "models_seeded", "group_mapping_remapped"):
+            assert direct_details[key] == general_details[key], (flags, key)
+        if mapping:
+            assert legacy.q("SELECT group_id, provider_id, instance_id, model_id FROM tenant_model_group_mapping "
+                            "ORDER BY model_id, instance_id") == mapping_general, flags
     # the planted boundaries are really there
     rows = {(r[7], bytes(r[5]) if r[5] is not None else None): r for r in direct}
     assert any(name == b"gpt-4o-mini" and r[8] == 9 for (_i, name), r in rows.items()), "no merged mixed group"
     assert ("f" * 32, b"tts-1") in rows  # the bare instance got the catalogue
+
+
+def _count_sessions(monkeypatch) -> list[int]:
+    """How many lanes each run of the merge's pages works on (appended to the returned list). The
+    first lane waits a little after each page, so that every other lane gets pages to work on too
+    (checked), although the pages of this small database take milliseconds."""
+    seen: list[int] = [0]
+    original = lanes.run
+
+    def spy(ctx, step, pages, *, setup, work, **kw):
+        lane_of: dict[int, int] = {}
+        done: collections.Counter[int] = collections.Counter()
+
+        def setup_spy(lane_ctx, i):
+            state = setup(lane_ctx, i)
+            lane_of[id(state)] = i
+            return state
+
+        def work_spy(state, page):
+            work(state, page)
+            done[lane_of[id(state)]] += 1
+            if lane_of[id(state)] == 0:
+                time.sleep(0.05)
+
+        states = original(ctx, step, pages, setup=setup_spy, work=work_spy, **kw)
+        assert sorted(done) == list(range(len(states))), f"pages done per lane: {dict(done)}"
+        seen.append(len(states))
+        return states
+
+    monkeypatch.setattr(lanes, "run", spy)
+    return seen
 
 
 def _first_difference(a: list[tuple], b: list[tuple]) -> str:

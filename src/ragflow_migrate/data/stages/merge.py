@@ -76,8 +76,7 @@ class MergeStage(DataStage):
             work.data["fused"] = fused
             if work.executing or work.rejections:
                 return
-            for after, upto in fused.pages():
-                fused.run_page(None, after, upto)
+            fused.run_pages(None)
             work.counts.update(rows_after=fused.written, models_seeded=fused.seeded, groups=fused.groups,
                                groups_dropped_inactive=fused.dropped_inactive,
                                groups_dropped_type_0=fused.groups - fused.written - fused.dropped_inactive)
@@ -129,10 +128,8 @@ class MergeStage(DataStage):
         conn = ctx.conn
         before = self._new_table(ctx, meta, work)
         progress = ctx.progress(self.name, fused.driver, unit="instances")
-        for after, upto in fused.pages():
-            fused.run_page(NEW_TABLE, after, upto)
-            progress.advance(min(fused.page_instances, max(0, fused.driver - progress.done)))
-            ctx.checkpoint()
+        fused.run_pages(NEW_TABLE, lambda pages: progress.advance(
+            max(0, min(fused.driver, pages * fused.page_instances) - progress.done)))
         progress.emit()
         fused.count_split_seeded()
         sqlkit.logged(ctx, self.name, ddl.model_indexes(NEW_TABLE, int_type=True), level="info")

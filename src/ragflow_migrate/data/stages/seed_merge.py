@@ -28,11 +28,12 @@ differs from the table's.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from ...errors import StepFailedError
 from ...steps import RunContext
-from .. import canonical, sqlkit
+from .. import canonical, lanes, sqlkit
 from ..sqlkit import Meta, Raw, render
 from . import seeding
 from .base import ORDINALS, Clock, IdSequence
@@ -72,6 +73,8 @@ class SeedMerge:
         self.groups = self.dropped_inactive = 0  # counted by the dry run
         self.samples: list[tuple] = []
         self._per_instance = 1
+        self.driver = 0
+        self._seed_fingerprint: tuple | None = None
 
     # -- set-up ---------------------------------------------------------------------------------------
 
@@ -83,8 +86,28 @@ class SeedMerge:
         if meta.has_table("tenant_model_instance") and meta.has_table("tenant_model_provider"):
             seeding.build_catalog(self.ctx, stage, meta, work)
             self.instances = seeding.build_seed_instances(self.ctx, meta)
+            self._seed_fingerprint = seeding.seed_fingerprint(conn)
         else:
             seeding.seed_table(conn, meta)
+        col = functools.partial(seeding.model_column, meta)
+        self._page_tables()
+        sqlkit.temp_table(conn, DRIVER, col("instance_id") + ",\nPRIMARY KEY (`instance_id`)")
+        sqlkit.logged(self.ctx, self.step, render("INSERT INTO {d} (`instance_id`) SELECT `instance_id` "
+                                                  "FROM `tenant_model` UNION SELECT `instance_id` FROM {s}",
+                                                  d=DRIVER, s=seeding.SEED))
+        driver = int(sqlkit.scalar(conn, render("SELECT COUNT(*) FROM {d}", d=DRIVER)) or 0)
+        self._offered = 0
+        if self.instances:
+            self._offered = int(sqlkit.scalar(conn, render(
+                "SELECT COALESCE(SUM(n.`n`), 0) FROM {s} s JOIN (SELECT `provider_name`, `intl`, COUNT(*) AS `n` "
+                "FROM {c} GROUP BY `provider_name`, `intl`) n ON n.`provider_name` = s.`cat_provider` "
+                "AND n.`intl` = s.`intl`", s=seeding.SEED, c=seeding.CAT)) or 0)
+        self._per_instance = max(1, (existing + self._offered) // max(1, driver))
+        self.driver = driver
+
+    def _page_tables(self) -> None:
+        """This session's page tables, emptied and refilled by every page."""
+        conn, meta = self.ctx.conn, self.meta
         col = functools.partial(seeding.model_column, meta)
         sqlkit.temp_table(conn, PAGE, ",\n".join(col(c) for c in _COLUMNS) + ",\n`src` TINYINT NOT NULL DEFAULT 1,\n"
                           "PRIMARY KEY (`id`)")
@@ -101,19 +124,48 @@ class SeedMerge:
         if self.remap:
             sqlkit.temp_table(conn, REMAP, ",\n".join((col("id", name="old_id"), col("id", name="new_id"),
                                                        "PRIMARY KEY (`old_id`)")))
-        sqlkit.temp_table(conn, DRIVER, col("instance_id") + ",\nPRIMARY KEY (`instance_id`)")
-        sqlkit.logged(self.ctx, self.step, render("INSERT INTO {d} (`instance_id`) SELECT `instance_id` "
-                                                  "FROM `tenant_model` UNION SELECT `instance_id` FROM {s}",
-                                                  d=DRIVER, s=seeding.SEED))
-        driver = int(sqlkit.scalar(conn, render("SELECT COUNT(*) FROM {d}", d=DRIVER)) or 0)
-        self._offered = 0
+
+    # -- the pages, on one session or several ---------------------------------------------------------
+
+    def run_pages(self, new_table: str | None, progress: Callable[[int], None] | None = None) -> None:
+        """Every page (:meth:`run_page`), on as many sessions as :mod:`..lanes` gives; the counts,
+        samples and remapped ids of the other sessions are gathered into this one."""
+        pages = list(self.pages())
+        catalogue = seeding.catalog_rows(self.ctx.conn) if self.instances and lanes.count(self.ctx, len(pages)) > 1 else []
+        lanes.run(self.ctx, self.step, pages,
+                  setup=lambda lane_ctx, i: self if i == 0 else self._lane(lane_ctx, catalogue),
+                  work=lambda lane, page: lane.run_page(new_table, *page), finish=self._gather, progress=progress)
+
+    def _lane(self, ctx: RunContext, catalogue: list[tuple]) -> SeedMerge:
+        """This merge on another session: its own copies of the catalogue, of the instances to seed (built
+        by the same statement, checked equal) and of the page tables; the same clock and ids."""
+        lane = SeedMerge(ctx, Meta(ctx.conn), self.step, page_rows=self.page_rows, remap=self.remap)
+        lane.clock, lane.ids, lane._per_instance, lane.driver = self.clock, self.ids, self._per_instance, self.driver
         if self.instances:
-            self._offered = int(sqlkit.scalar(conn, render(
-                "SELECT COALESCE(SUM(n.`n`), 0) FROM {s} s JOIN (SELECT `provider_name`, `intl`, COUNT(*) AS `n` "
-                "FROM {c} GROUP BY `provider_name`, `intl`) n ON n.`provider_name` = s.`cat_provider` "
-                "AND n.`intl` = s.`intl`", s=seeding.SEED, c=seeding.CAT)) or 0)
-        self._per_instance = max(1, (existing + self._offered) // max(1, driver))
-        self.driver = driver
+            seeding.load_catalog(ctx.conn, catalogue)
+            lane.instances = seeding.build_seed_instances(ctx, lane.meta)
+            if seeding.seed_fingerprint(ctx.conn) != self._seed_fingerprint:
+                raise StepFailedError(f"{self.step}: tenant_model_instance changed while the merge was being prepared; "
+                                      "nothing was changed", hint="stop the RAGFlow pods that write to it, then run again")
+        else:
+            seeding.seed_table(ctx.conn, lane.meta)
+        lane._page_tables()
+        return lane
+
+    def _gather(self, lane: SeedMerge) -> None:
+        """Fold another session's counts, samples and remapped ids into this one (before it closes)."""
+        self.read += lane.read
+        self.written += lane.written
+        self.seeded += lane.seeded
+        self.groups += lane.groups
+        self.dropped_inactive += lane.dropped_inactive
+        self.samples = (self.samples + lane.samples)[:SAMPLES]
+        if not self.remap:
+            return
+        with lane.ctx.conn.cursor() as cur:
+            cur.execute(render("SELECT `old_id`, `new_id` FROM {r}", r=REMAP))
+            while rows := cur.fetchmany(5000):
+                sqlkit.insert_rows(self.ctx.conn, REMAP, ("old_id", "new_id"), rows)
 
     def pages(self) -> Iterator[tuple[Any, Any]]:
         """Ranges of instance ids of about ``page_rows`` rows each (existing and seeded together)."""

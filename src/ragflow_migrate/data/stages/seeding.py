@@ -32,6 +32,7 @@ from ..sqlkit import Meta, Raw, render
 from .base import ORDINALS, Clock, DataStage, IdSequence, Work
 
 CAT = "rm_cat"
+CAT_COLUMNS = ("provider_name", "intl", "llm_name", "type_str", "bit", "extra", "ord")
 SEED = "rm_seed_inst"
 GROUP = "rm_group"
 HAVE = "rm_have"
@@ -184,11 +185,7 @@ def build_catalog(ctx: RunContext, stage: DataStage, meta: Meta, work: Work) -> 
     if len(rows) >= ORDINALS:  # ids of seeded rows are (instance, catalogue row) numbers
         raise ConfigError(f"model catalogue {catalog.path} lists {len(rows)} model types; at most {ORDINALS - 1} "
                           "are supported", hint="is this RAGFlow's llm_factories.json?")
-    sqlkit.temp_table(conn, CAT, _CAT_BODY)
-    for i in range(0, len(rows), 1000):
-        sqlkit.insert_rows(conn, CAT, ("provider_name", "intl", "llm_name", "type_str", "bit", "extra", "ord"),
-                           [(r.provider_name, r.intl, r.llm_name, r.type_str, r.bit, r.extra, r.order)
-                            for r in rows[i:i + 1000]])
+    load_catalog(conn, [(r.provider_name, r.intl, r.llm_name, r.type_str, r.bit, r.extra, r.order) for r in rows])
     for column, expr in (("model_name", "`llm_name`"), ("model_type", "`type_str`"), ("extra", "`extra`")):
         limit = meta.max_length("tenant_model", column)
         if limit is None or (column == "model_type" and meta.is_int("tenant_model", "model_type")):
@@ -197,6 +194,27 @@ def build_catalog(ctx: RunContext, stage: DataStage, meta: Meta, work: Work) -> 
                                         "CHAR_LENGTH(", t=CAT) + expr + ") > %s", (limit,))
         work.reject("tenant_model", column, limit, len(bad), [list(b) for b in bad[:20]],
                     f"too long in the catalogue {catalog.path}")
+
+
+def load_catalog(conn: Any, rows: list[tuple]) -> None:
+    """``rm_cat`` holding ``rows`` (in :data:`CAT_COLUMNS` order)."""
+    sqlkit.temp_table(conn, CAT, _CAT_BODY)
+    for i in range(0, len(rows), 1000):
+        sqlkit.insert_rows(conn, CAT, CAT_COLUMNS, rows[i:i + 1000])
+
+
+def catalog_rows(conn: Any) -> list[tuple]:
+    """This session's ``rm_cat``, to load into another session (:func:`load_catalog`)."""
+    return sqlkit.query(conn, "SELECT " + ", ".join(f"`{c}`" for c in CAT_COLUMNS) + render(" FROM {t} ORDER BY `ord`",
+                                                                                          t=CAT))
+
+
+def seed_fingerprint(conn: Any) -> tuple:
+    """Count and checksum of this session's ``rm_seed_inst``: two sessions seed the same instances with
+    the same numbers (``seq``, hence the same ids) when these are equal."""
+    return tuple(sqlkit.query(conn, render(
+        "SELECT COUNT(*), COALESCE(MAX(`seq`), 0), COALESCE(BIT_XOR(CRC32(CONCAT_WS(0x1f, `seq`, `instance_id`, "
+        "`provider_id`, `cat_provider`, `intl`))), 0) FROM {t}", t=SEED))[0])
 
 
 def build_seed_instances(ctx: RunContext, meta: Meta) -> int:

@@ -1,0 +1,133 @@
+"""The pages of one stage, worked on several database sessions at once.
+
+A MySQL session runs one statement at a time, on one core of the server: a stage that works a
+page at a time keeps one core busy and leaves the others idle (the merge's pages at L ran at
+100% of one core of two). :func:`run` hands a stage's pages to ``lanes``: lane 0 is the work
+connection (the one that holds the advisory lock), the others are sessions opened for the
+stage (``ctx.open_session``) and closed after it. Each lane first sets up its own session
+tables (``setup``), then takes the next page not yet taken until none is left.
+
+Safety is that of one lane: each page is written as it would be on the work connection (its
+own transactions, into tables nothing reads before the stage ends), so a stop or a kill leaves
+what pages on one session would leave. The work connection's lane checkpoints after each page
+(the lock is still held, no stop was asked for); the other lanes check for a stop request. The
+first error of any lane stops every lane after its current page and is raised. A session that
+cannot be opened (``max_connections``, say) only means fewer lanes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from .. import events, interrupt
+from ..db import connect as db
+from ..steps import RunContext
+
+P = TypeVar("P")
+L = TypeVar("L")
+
+
+def count(ctx: RunContext, pages: int) -> int:
+    """How many lanes a stage of ``pages`` pages gets (never more lanes than pages)."""
+    wanted = int(getattr(ctx.settings, "sessions", 1) or 1)
+    if ctx.open_session is None:
+        return 1
+    return max(1, min(wanted, pages))
+
+
+def run(ctx: RunContext, step: str, pages: Sequence[P], *, setup: Callable[[RunContext, int], L],
+        work: Callable[[L, P], Any], finish: Callable[[L], None] | None = None,
+        progress: Callable[[int], None] | None = None) -> list[L]:
+    """Work every page of ``pages`` exactly once, on :func:`count` lanes.
+
+    ``setup(lane_ctx, i)`` builds lane ``i``'s state (lane 0 runs on ``ctx`` itself, first, on
+    this thread; the others on their own threads, with a context whose ``conn`` is their session
+    and which holds no lock); ``work(state, page)`` does one page; ``finish(state)`` runs for each
+    other lane on this thread after every page is done, while its session is still open (to
+    gather what it holds); ``progress(pages_done)`` is called on this thread after each of lane
+    0's pages. Returns the lanes' states, lane 0 first."""
+    wanted = count(ctx, len(pages))
+    sessions = _open(ctx, step, wanted - 1)
+    guard = threading.Lock()
+    remaining = iter(pages)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    states: list[Any] = [None] * (len(sessions) + 1)
+    done = [0]
+
+    def take() -> tuple[bool, Any]:
+        with guard:
+            if stop.is_set():
+                return False, None
+            for page in remaining:
+                return True, page
+            return False, None
+
+    def finished_one() -> int:
+        with guard:
+            done[0] += 1
+            return done[0]
+
+    def helper(i: int, conn: Any) -> None:
+        try:
+            lane_ctx = dataclasses.replace(ctx, conn=conn, lock=None, open_session=None, _checkpoint_hooks=[])
+            states[i] = setup(lane_ctx, i)
+            while True:
+                interrupt.check()
+                more, page = take()
+                if not more:
+                    return
+                work(states[i], page)
+                finished_one()
+        except BaseException as exc:  # noqa: BLE001 - handed to the work connection's lane, raised there
+            with guard:
+                errors.append(exc)
+            stop.set()
+
+    threads = [threading.Thread(target=helper, args=(i + 1, conn), name=f"{step} lane {i + 1}", daemon=True)
+               for i, conn in enumerate(sessions)]
+    try:
+        try:
+            states[0] = setup(ctx, 0)
+            for thread in threads:
+                thread.start()
+            while True:
+                more, page = take()
+                if not more:
+                    break
+                work(states[0], page)
+                n = finished_one()
+                ctx.checkpoint()
+                if progress is not None:
+                    progress(n)
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            for thread in threads:
+                if thread.ident is not None:  # started
+                    thread.join()
+        if errors:
+            raise errors[0]
+        if finish is not None:
+            for state in states[1:]:
+                finish(state)
+    finally:
+        for conn in sessions:
+            db.close_quietly(conn)
+    return states
+
+
+def _open(ctx: RunContext, step: str, n: int) -> list[Any]:
+    sessions: list[Any] = []
+    for _ in range(n):
+        try:
+            sessions.append(ctx.open_session())
+        except Exception as exc:  # noqa: BLE001 - fewer lanes, same result
+            ctx.log.info(events.STEP_NOTICE, step=step,
+                         message=f"working on {len(sessions) + 1} session(s): another could not be opened ({exc})")
+            break
+    return sessions

@@ -1,0 +1,125 @@
+"""Pages worked on several sessions at once (ragflow_migrate.data.lanes), on real servers: every
+page exactly once, each lane on its own session (with the work connection's session settings), the
+first error of any lane raised after the others stop, a stop request honoured, and a session that
+cannot be opened only meaning fewer lanes."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from ragflow_migrate import interrupt, logs
+from ragflow_migrate.config import load_settings
+from ragflow_migrate.data import lanes
+from ragflow_migrate.db import connect as db
+from ragflow_migrate.errors import InterruptedRun
+from ragflow_migrate.runner import close_context, open_context
+
+
+@pytest.fixture
+def ctx(database):
+    def make(env=None, **flags):
+        context = open_context(load_settings(flags, {**database.env, **(env or {})}), logs.get_logger(),
+                               "lanes-test", wait=False)
+        made.append(context)
+        return context
+
+    made: list = []
+    yield make
+    for context in made:
+        close_context(context)
+
+
+def _table(ctx) -> None:
+    db.execute(ctx.conn, "CREATE TABLE lane_pages (page INT PRIMARY KEY, conn BIGINT NOT NULL, mode VARCHAR(200))")
+
+
+def _lane(lane_ctx, i):
+    return {"i": i, "conn": lane_ctx.conn, "id": db.query_one(lane_ctx.conn, "SELECT CONNECTION_ID()")[0],
+            "pages": 0}
+
+
+def _work(state, page, *, slow_lane_0=0.02):
+    db.execute(state["conn"], "INSERT INTO lane_pages VALUES (%s, %s, @@SESSION.sql_mode)", (page, state["id"]))
+    state["pages"] += 1
+    if state["i"] == 0:
+        time.sleep(slow_lane_0)  # so that the other lanes get pages of this fast work too
+
+
+def test_every_page_once_on_separate_sessions(ctx):
+    c = ctx(sessions=3)
+    _table(c)
+    progress: list[int] = []
+    states = lanes.run(c, "test", list(range(60)), setup=_lane, work=_work, progress=progress.append)
+    assert len(states) == 3 and states[0]["conn"] is c.conn
+    assert len({s["id"] for s in states}) == 3 and all(s["pages"] for s in states), states
+    rows = db.query(c.conn, "SELECT page, conn, mode FROM lane_pages ORDER BY page")
+    assert [r[0] for r in rows] == list(range(60))
+    assert {r[1] for r in rows} == {s["id"] for s in states}
+    assert {r[2] for r in rows} == {db.query_one(c.conn, "SELECT @@SESSION.sql_mode")[0]}
+    assert progress == sorted(progress) and progress[-1] <= 60
+    # the other sessions are closed afterwards
+    others = [s["id"] for s in states[1:]]
+    marks = ", ".join(["%s"] * len(others))
+    assert not db.query(c.conn, f"SELECT id FROM information_schema.processlist WHERE id IN ({marks})", others)
+
+
+def test_one_session_and_fewer_pages_than_sessions(ctx):
+    c = ctx(sessions=1)
+    _table(c)
+    assert len(lanes.run(c, "test", list(range(5)), setup=_lane, work=_work)) == 1
+    c4 = ctx(sessions=4)
+    assert lanes.count(c4, 2) == 2 and lanes.count(c4, 0) == 1
+
+
+def test_the_first_error_of_another_lane_is_raised_and_stops_the_rest(ctx):
+    c = ctx(sessions=2)
+    _table(c)
+
+    def work(state, page):
+        if state["i"] == 1:
+            db.execute(state["conn"], "INSERT INTO no_such_table VALUES (1)")
+        _work(state, page, slow_lane_0=0.05)
+
+    with pytest.raises(Exception, match="no_such_table"):
+        lanes.run(c, "test", list(range(200)), setup=_lane, work=work)
+    done = db.query_one(c.conn, "SELECT COUNT(*) FROM lane_pages")[0]
+    assert done < 10, done  # lane 0 stopped after its current page
+    db.query_one(c.conn, "SELECT 1")  # the work connection is still usable
+
+
+def test_a_stop_request_stops_every_lane(ctx):
+    c = ctx(sessions=2)
+    _table(c)
+    started = threading.Event()
+
+    def work(state, page):
+        started.set()
+        _work(state, page, slow_lane_0=0.01)
+        time.sleep(0.01)
+
+    timer = threading.Timer(0.3, interrupt._stop.set)
+    timer.start()
+    try:
+        with pytest.raises(InterruptedRun):
+            lanes.run(c, "test", list(range(10_000)), setup=_lane, work=work)
+    finally:
+        timer.cancel()
+        interrupt.reset()
+    assert started.is_set()
+    assert db.query_one(c.conn, "SELECT COUNT(*) FROM lane_pages")[0] < 10_000
+
+
+def test_a_session_that_cannot_be_opened_means_fewer_lanes(ctx, database):
+    database.server.query("CREATE USER 'lanes_one'@'%' IDENTIFIED BY 'pw-lanes-1' WITH MAX_USER_CONNECTIONS 1")
+    try:
+        database.server.query(f"GRANT ALL ON `{database.name}`.* TO 'lanes_one'@'%'")
+        c = ctx({"MYSQL_USER": "lanes_one", "MYSQL_PASSWORD": "pw-lanes-1"}, sessions=3)
+        _table(c)
+        states = lanes.run(c, "test", list(range(20)), setup=_lane, work=_work)
+        assert len(states) == 1
+        assert db.query_one(c.conn, "SELECT COUNT(*) FROM lane_pages")[0] == 20
+    finally:
+        database.server.query("DROP USER 'lanes_one'@'%'")
