@@ -13,13 +13,19 @@ what pages on one session would leave. The work connection's lane checkpoints af
 (the lock is still held, no stop was asked for); the other lanes check for a stop request. The
 first error of any lane stops every lane after its current page and is raised. A session that
 cannot be opened (``max_connections``, say) only means fewer lanes.
+
+Where a page's work needs what only the work connection's session holds (stage 7's staged legacy
+rows), the pages are instead read ahead on one session (:func:`read_ahead`) and written behind on
+another (:func:`write_behind`), while the work connection does the middle part.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from .. import events, interrupt
@@ -28,6 +34,9 @@ from ..steps import RunContext
 
 P = TypeVar("P")
 L = TypeVar("L")
+T = TypeVar("T")
+_END = object()
+_POLL = 0.1  # seconds between looks at a stop request while a queue is full or empty
 
 
 def count(ctx: RunContext, pages: int) -> int:
@@ -73,8 +82,7 @@ def run(ctx: RunContext, step: str, pages: Sequence[P], *, setup: Callable[[RunC
 
     def helper(i: int, conn: Any) -> None:
         try:
-            lane_ctx = dataclasses.replace(ctx, conn=conn, lock=None, open_session=None, _checkpoint_hooks=[])
-            states[i] = setup(lane_ctx, i)
+            states[i] = setup(_lane_ctx(ctx, conn), i)
             while True:
                 interrupt.check()
                 more, page = take()
@@ -119,6 +127,130 @@ def run(ctx: RunContext, step: str, pages: Sequence[P], *, setup: Callable[[RunC
         for conn in sessions:
             db.close_quietly(conn)
     return states
+
+
+def helpers(ctx: RunContext) -> int:
+    """Sessions a stage may open beside the work connection."""
+    return count(ctx, 1 << 30) - 1
+
+
+@contextlib.contextmanager
+def read_ahead(ctx: RunContext, step: str, produce: Callable[[RunContext], Iterable[T]],
+               *, depth: int = 4, own_session: bool = True) -> Iterator[Iterator[T]]:
+    """``with read_ahead(ctx, step, produce) as items: for item in items: …``: ``produce(lane_ctx)``
+    runs on a session of its own, up to ``depth`` items ahead of the caller (on ``ctx`` itself, in
+    step, when ``own_session`` is false or no session may or can be opened). Its error is raised to
+    the caller; leaving the block stops it."""
+    sessions = _open(ctx, step, 1) if own_session and helpers(ctx) >= 1 else []
+    if not sessions:
+        yield iter(produce(ctx))
+        return
+    items: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def put(entry: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(entry, timeout=_POLL)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for item in produce(_lane_ctx(ctx, sessions[0])):
+                if not put(("item", item)):
+                    return
+            put(("end", None))
+        except BaseException as exc:  # noqa: BLE001 - raised on the caller's thread
+            put(("error", exc))
+
+    def consume() -> Iterator[T]:
+        while True:
+            try:
+                kind, value = items.get(timeout=_POLL)
+            except queue.Empty:
+                interrupt.check()
+                continue
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+
+    thread = threading.Thread(target=run, name=f"{step} reader", daemon=True)
+    thread.start()
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        thread.join()
+        db.close_quietly(sessions[0])
+
+
+@contextlib.contextmanager
+def write_behind(ctx: RunContext, step: str, setup: Callable[[RunContext], L], write: Callable[[L, T], Any],
+                 *, depth: int = 2, own_session: bool = True) -> Iterator[Callable[[T], None]]:
+    """``with write_behind(ctx, step, setup, write) as submit: submit(item)``: ``write(state, item)``
+    runs on a session of its own (``state = setup(lane_ctx)``), in submission order, up to ``depth``
+    items behind the caller (on ``ctx`` itself, at once, when ``own_session`` is false or no session
+    may or can be opened: then ``setup`` runs on ``ctx``). Leaving the block normally waits until every
+    item is written and raises the writer's error, if any; leaving it on an error drops what is not
+    written yet."""
+    sessions = _open(ctx, step, 1) if own_session and helpers(ctx) >= 1 else []
+    if not sessions:
+        state = setup(ctx)
+        yield lambda item: write(state, item)
+        return
+    items: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            state = setup(_lane_ctx(ctx, sessions[0]))
+            while not stop.is_set():
+                try:
+                    item = items.get(timeout=_POLL)
+                except queue.Empty:
+                    continue
+                if item is _END:
+                    return
+                write(state, item)
+        except BaseException as exc:  # noqa: BLE001 - raised on the caller's thread
+            errors.append(exc)
+
+    def submit(item: Any) -> None:
+        while True:
+            if errors:
+                raise errors[0]
+            try:
+                items.put(item, timeout=_POLL)
+                return
+            except queue.Full:
+                interrupt.check()
+
+    thread = threading.Thread(target=run, name=f"{step} writer", daemon=True)
+    thread.start()
+    try:
+        try:
+            yield submit
+            submit(_END)
+            thread.join()
+        except BaseException:
+            stop.set()
+            thread.join()
+            raise
+        if errors:
+            raise errors[0]
+    finally:
+        db.close_quietly(sessions[0])
+
+
+def _lane_ctx(ctx: RunContext, conn: Any) -> RunContext:
+    """``ctx`` on another session: no lock (the work connection holds it), no session to open."""
+    return dataclasses.replace(ctx, conn=conn, lock=None, open_session=None, _checkpoint_hooks=[])
 
 
 def _open(ctx: RunContext, step: str, n: int) -> list[Any]:

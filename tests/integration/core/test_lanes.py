@@ -123,3 +123,113 @@ def test_a_session_that_cannot_be_opened_means_fewer_lanes(ctx, database):
         assert db.query_one(c.conn, "SELECT COUNT(*) FROM lane_pages")[0] == 20
     finally:
         database.server.query("DROP USER 'lanes_one'@'%'")
+
+
+# --- read ahead, write behind (stage 7) ---------------------------------------------------------------
+
+
+def _reader(pages: int, *, fail_at: int | None = None):
+    def produce(lane_ctx):
+        me = db.query_one(lane_ctx.conn, "SELECT CONNECTION_ID()")[0]
+        for i in range(pages):
+            if i == fail_at:
+                db.execute(lane_ctx.conn, "SELECT * FROM no_such_table")
+            yield i, me
+    return produce
+
+
+class _Recorder:
+    def __init__(self, slow: float = 0.0):
+        self.slow, self.conn_id = slow, None
+
+    def setup(self, lane_ctx):
+        self.conn_id = db.query_one(lane_ctx.conn, "SELECT CONNECTION_ID()")[0]
+        return lane_ctx
+
+    def write(self, lane_ctx, item):
+        db.execute(lane_ctx.conn, "INSERT INTO lane_pages VALUES (%s, CONNECTION_ID(), @@SESSION.sql_mode)", (item,))
+        time.sleep(self.slow)
+
+
+@pytest.mark.parametrize("sessions", [1, 2, 3])
+def test_read_ahead_and_write_behind_on_their_own_sessions(ctx, sessions):
+    c = ctx(sessions=sessions)
+    _table(c)
+    main = db.query_one(c.conn, "SELECT CONNECTION_ID()")[0]
+    recorder = _Recorder()
+    others = lanes.helpers(c)
+    with lanes.write_behind(c, "test", recorder.setup, recorder.write, own_session=others >= 1) as submit, \
+            lanes.read_ahead(c, "test", _reader(50), own_session=others >= 2) as items:
+        readers = set()
+        for i, reader in items:
+            readers.add(reader)
+            submit(i)
+    rows = db.query(c.conn, "SELECT page, conn FROM lane_pages ORDER BY page")
+    assert [r[0] for r in rows] == list(range(50))  # every item written once, all written on leaving
+    writers = {r[1] for r in rows}
+    assert writers == {recorder.conn_id}
+    assert (recorder.conn_id != main) == (sessions >= 2)
+    assert len(readers) == 1
+    assert (readers == {main}) if sessions < 3 else not readers & {main, recorder.conn_id}
+
+
+def test_a_readers_error_is_raised_and_what_was_read_is_still_written(ctx):
+    c = ctx(sessions=3)
+    _table(c)
+    recorder = _Recorder()
+    got = []
+    with pytest.raises(Exception, match="no_such_table"):
+        with lanes.write_behind(c, "test", recorder.setup, recorder.write) as submit, \
+                lanes.read_ahead(c, "test", _reader(50, fail_at=7), own_session=True) as items:
+            for i, _reader_id in items:
+                got.append(i)
+                submit(i)
+    assert got == list(range(7))
+    # leaving on an error drops what was not written yet: never more than was submitted
+    assert db.query_one(c.conn, "SELECT COUNT(*) FROM lane_pages")[0] <= 7
+    db.query_one(c.conn, "SELECT 1")
+
+
+def test_a_writers_error_is_raised_to_the_caller(ctx):
+    c = ctx(sessions=2)
+    _table(c)
+
+    def write(lane_ctx, item):
+        if item == 3:
+            db.execute(lane_ctx.conn, "INSERT INTO no_such_table VALUES (1)")
+        db.execute(lane_ctx.conn, "INSERT INTO lane_pages VALUES (%s, 0, '')", (item,))
+
+    with pytest.raises(Exception, match="no_such_table"):
+        with lanes.write_behind(c, "test", lambda lane_ctx: lane_ctx, write) as submit:
+            for i in range(100):
+                submit(i)
+                time.sleep(0.005)
+    assert [r[0] for r in db.query(c.conn, "SELECT page FROM lane_pages ORDER BY page")] == [0, 1, 2]
+
+
+def test_a_stop_request_reaches_a_caller_waiting_on_the_reader(ctx):
+    """The caller waits on an empty queue while the reader is in a slow statement: the stop request is
+    raised there, and the reader stops at its next item (after that statement, as on one session)."""
+    c = ctx(sessions=3)
+    produced = []
+
+    def produce(lane_ctx):
+        yield 0
+        db.query_one(lane_ctx.conn, "SELECT SLEEP(1.5)")
+        for i in range(1, 1_000_000):
+            produced.append(i)
+            yield i
+
+    timer = threading.Timer(0.3, interrupt._stop.set)
+    timer.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(InterruptedRun):
+            with lanes.read_ahead(c, "test", produce) as items:
+                for _ in items:
+                    pass
+    finally:
+        timer.cancel()
+        interrupt.reset()
+    assert time.monotonic() - started < 10
+    assert len(produced) < 100

@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ...steps import RunContext, StepResult
-from .. import resolve, sqlkit, staging
+from .. import lanes, resolve, sqlkit, staging
 from ..references import TARGETS, ReferenceReader
 from ..resolve import Resolver
 from ..sqlkit import Meta, render
@@ -150,34 +150,33 @@ class IdMigrationStage(DataStage):
         work.notes += resolver.summary()
 
     def write(self, ctx: RunContext, meta: Meta, work: Work) -> StepResult:
-        conn = ctx.conn
         altered = self._apply_ddl(ctx, meta, work.data["ddl"])
         resolver = Resolver(ctx, meta, fallback=bool(ctx.extras.get("data.cross_provider_fallback")))
         progress = ctx.progress(self.name, None, unit="references")
-        total = resolved = changed = 0
+        total = resolved = 0
         colls = {t: meta.collation(t, "id") for t in TARGETS if meta.has_table(t)}
-        sqlkit.temp_table(conn, RESULT, _RESULT_BODY)
-        for page in ReferenceReader(ctx, meta).pages():
-            results = resolver.resolve(page)
-            if not results:
-                continue
-            total += len(results)
-            resolved += sum(1 for r in results if r[3])
-            sqlkit.clear_temp(conn, RESULT)
-            with sqlkit.transaction(conn):
-                sqlkit.insert_rows(conn, RESULT, ("tbl", "id", "col", "value"), results)
-                for table in sorted({r[0] for r in results}):
-                    columns = sorted({r[2] for r in results if r[0] == table})
-                    sql, args = _update_sql(table, columns, colls[table])
-                    changed += sqlkit.logged(ctx, self.name, sql, args)
-            progress.advance(len(results))
+        # The work connection resolves (it holds the staged legacy rows); the references are read
+        # ahead, and the ids written behind, on sessions of their own when there are (lanes).
+        writer, others = _Writer(self.name, colls), lanes.helpers(ctx)
+        with lanes.write_behind(ctx, self.name, writer.setup, writer.write, own_session=others >= 1) as submit, \
+                lanes.read_ahead(ctx, self.name, lambda lane: ReferenceReader(lane, Meta(lane.conn)).pages(),
+                                 own_session=others >= 2) as pages:
+            for page in pages:
+                results = resolver.resolve(page)
+                if not results:
+                    continue
+                total += len(results)
+                resolved += sum(1 for r in results if r[3])
+                submit(results)
+                progress.advance(len(results))
+                ctx.checkpoint()
         progress.emit()
         work.counts["references_to_resolve"] = total
         work.counts["references_resolved"] = resolved
         work.counts["references_unresolvable"] = total - resolved
         for message, count, sample in resolver.notices():
             ctx.notice(self.name, message, count=count, sample=sample)
-        return StepResult(rows=total, changes=changed + altered,
+        return StepResult(rows=total, changes=writer.changed + altered,
                           details={"tables_altered": altered, "resolved": resolved, "unresolvable": total - resolved})
 
     def cleanup(self, ctx: RunContext) -> None:
@@ -202,6 +201,28 @@ def _update_sql(table: str, columns: list[str], coll: sqlkit.Raw) -> tuple[str, 
            "STRAIGHT_JOIN {t} x ON x.`id` = r.`id` {coll} SET ", r=RESULT, t=table, coll=coll)
            + ", ".join(sets) + " WHERE " + " OR ".join(differs))
     return sql, (*columns, table)
+
+
+class _Writer:
+    """Writes a page of resolved references: staged in ``rm_ids``, then one UPDATE per table."""
+
+    def __init__(self, step: str, colls: dict[str, sqlkit.Raw]) -> None:
+        self.step, self.colls = step, colls
+        self.changed = 0
+
+    def setup(self, ctx: RunContext) -> RunContext:
+        sqlkit.temp_table(ctx.conn, RESULT, _RESULT_BODY)
+        return ctx
+
+    def write(self, ctx: RunContext, results: list[tuple]) -> None:
+        conn = ctx.conn
+        sqlkit.clear_temp(conn, RESULT)
+        with sqlkit.transaction(conn):
+            sqlkit.insert_rows(conn, RESULT, ("tbl", "id", "col", "value"), results)
+            for table in sorted({r[0] for r in results}):
+                columns = sorted({r[2] for r in results if r[0] == table})
+                sql, args = _update_sql(table, columns, self.colls[table])
+                self.changed += sqlkit.logged(ctx, self.step, sql, args)
 
 
 class Alter(NamedTuple):

@@ -19,7 +19,7 @@ import json
 from typing import Any
 
 from ...steps import RunContext, StepResult
-from .. import canonical, sqlkit
+from .. import canonical, lanes, sqlkit
 from ..sqlkit import Meta, render
 from .base import DataStage, Work
 
@@ -120,91 +120,137 @@ class ModelIdStage(DataStage):
 
     def _json_pages(self, ctx: RunContext, table: str, column: str):
         """Pages of {changes: [(id, hash of old text, new text)], broken: [id]} in primary-key order."""
-        conn = ctx.conn
-        last = None
-        base = render("SELECT `id`, {c} FROM {t} WHERE {c} LIKE %s", t=table, c=column)
-        while True:
-            sql = base + (" AND `id` > %s" if last is not None else "") + " ORDER BY `id` LIMIT %s"
-            rows = sqlkit.query(conn, sql, ("%@%",) + ((last,) if last is not None else ()) + (JSON_PAGE,))
-            if not rows:
-                return
-            changes, broken = [], []
-            for row_id, raw in rows:
-                if raw in (None, ""):
-                    continue
-                try:
-                    value = json.loads(raw)
-                except (ValueError, RecursionError):
-                    broken.append(row_id)
-                    continue
-                new, changed = canonical.rewrite_config(value, (column,))
-                if changed:
-                    changes.append((row_id, _sha256(raw), canonical.dump_config(new)))
-            yield {"changes": changes, "broken": broken}
-            last = rows[-1][0]
-            ctx.checkpoint()
+        for rows in _raw_pages(ctx, table, column):
+            yield _rewrite_page(column, rows)
 
     def write(self, ctx: RunContext, meta: Meta, work: Work) -> StepResult:
-        conn = ctx.conn
         rows_to_rewrite = sum(work.data["string_rows"].values())
         progress = ctx.progress(self.name, rows_to_rewrite or None, unit="rows")
-        changed = 0
+        pages = []
         for table, columns in self._string_tables(meta).items():
             columns = [c for c in columns if work.data["string_counts"].get(f"{table}.{c}")]
-            if not columns:
-                continue
-            # every column of a row in one write (a tenant's seven ids: one row version, not seven)
-            sets = ", ".join(render("{c} = IF(", c=c) + render(_TWO_PARTS, c=c) + ", " + render(_REWRITE, c=c)
-                             + render(", {c})", c=c) for c in columns)
-            for after, upto in sqlkit.key_ranges(conn, table, "id", self.batch(ctx)):
-                rng, args = sqlkit.range_condition("`id`", after, upto)
-                sql = (render("UPDATE {t} SET ", t=table) + sets + " WHERE " + rng
-                       + " AND (" + _any_two_parts(columns) + ")")
-                with sqlkit.transaction(conn):
-                    n = sqlkit.logged(ctx, self.name, sql, (*TWO_PARTS_ARGS * len(columns), *args,
-                                                            *TWO_PARTS_ARGS * len(columns)))
-                changed += n
-                progress.advance(n)
-                ctx.checkpoint()
-        string_rows = changed
+            if columns:
+                pages += [(table, columns, after, upto)
+                          for after, upto in sqlkit.key_ranges(ctx.conn, table, "id", self.batch(ctx))]
+        states: list[dict[str, Any]] = []
+
+        def setup(lane: RunContext, _i: int) -> dict[str, Any]:
+            states.append({"ctx": lane, "changed": 0})
+            return states[-1]
+
+        lanes.run(ctx, self.name, pages, setup=setup, work=self._rewrite_strings,
+                  progress=lambda _pages: progress.advance(sum(s["changed"] for s in states) - progress.done))
+        string_rows = sum(s["changed"] for s in states)
+        progress.advance(string_rows - progress.done)
         if rows_to_rewrite:
             progress.emit()
         # the JSON pass is counted on its own: how many values change is only known as it reads them
         progress = ctx.progress(self.name, None, unit="JSON values")
-        stale = json_changes = 0
+        json_changes = 0
         broken: list[str] = []
-        sqlkit.temp_table(conn, STAGE_JSON, _JSON_BODY)
-        for table, column in self._pairs(meta, JSON_COLUMNS):
-            coll = meta.collation(table, "id")
-            for page in self._json_pages(ctx, table, column):
+        writer = _JsonWriter(self.name)
+        pairs = [(t, c, meta.collation(t, "id")) for t, c in self._pairs(meta, JSON_COLUMNS)]
+        others = lanes.helpers(ctx)
+
+        def read(lane: RunContext):
+            for table, column, coll in pairs:
+                for rows in _raw_pages(lane, table, column):
+                    yield table, column, coll, rows
+
+        with lanes.write_behind(ctx, self.name, writer.setup, writer.write, own_session=others >= 1) as submit, \
+                lanes.read_ahead(ctx, self.name, read, own_session=others >= 2) as raw:
+            for table, column, coll, rows in raw:
+                page = _rewrite_page(column, rows)
                 broken.extend(f"{table}.{column} id={i}" for i in page["broken"])
-                if not page["changes"]:
-                    continue
-                json_changes += len(page["changes"])
-                sqlkit.clear_temp(conn, STAGE_JSON)
-                with sqlkit.transaction(conn):
-                    sqlkit.insert_rows(conn, STAGE_JSON, ("id", "old_hash", "value"), page["changes"])
-                    n = sqlkit.logged(ctx, self.name, render(
-                        "UPDATE {s} j STRAIGHT_JOIN {t} x ON x.`id` = j.`id` {coll} SET x.{c} = j.`value` "
-                        "WHERE SHA2(x.{c}, 256) = j.`old_hash`", t=table, s=STAGE_JSON, c=column, coll=coll))
-                stale += len(page["changes"]) - n
-                changed += n
-                progress.advance(n)
+                if page["changes"]:
+                    json_changes += len(page["changes"])
+                    submit((table, column, coll, page["changes"]))
+                    progress.advance(len(page["changes"]))
+                ctx.checkpoint()
         work.counts["json_values_to_rewrite"] = json_changes
         work.counts["json_values_unparsable"] = len(broken)
         if broken:
             ctx.notice(self.name, "JSON values that do not parse were left unchanged", count=len(broken),
                        sample=broken[:10])
-        if stale:
+        if writer.stale:
             ctx.notice(self.name, "JSON values changed by someone else while being rewritten were left for the "
-                       "next run", count=stale)
+                       "next run", count=writer.stale)
         progress.emit()
-        return StepResult(rows=string_rows + json_changes, changes=changed,
-                          details={"string_rows_rewritten": string_rows, "json_values_rewritten": json_changes - stale,
-                                   "stale": stale})
+        return StepResult(rows=string_rows + json_changes, changes=string_rows + writer.changed,
+                          details={"string_rows_rewritten": string_rows,
+                                   "json_values_rewritten": json_changes - writer.stale, "stale": writer.stale})
+
+    def _rewrite_strings(self, lane: dict[str, Any], page: tuple[str, list[str], Any, Any]) -> None:
+        """One range of primary keys of one table: every column of a row in one write (a tenant's seven
+        ids: one row version, not seven)."""
+        ctx, (table, columns, after, upto) = lane["ctx"], page
+        sets = ", ".join(render("{c} = IF(", c=c) + render(_TWO_PARTS, c=c) + ", " + render(_REWRITE, c=c)
+                         + render(", {c})", c=c) for c in columns)
+        rng, args = sqlkit.range_condition("`id`", after, upto)
+        sql = render("UPDATE {t} SET ", t=table) + sets + " WHERE " + rng + " AND (" + _any_two_parts(columns) + ")"
+        with sqlkit.transaction(ctx.conn):
+            lane["changed"] += sqlkit.logged(ctx, self.name, sql, (*TWO_PARTS_ARGS * len(columns), *args,
+                                                                   *TWO_PARTS_ARGS * len(columns)))
 
     def cleanup(self, ctx: RunContext) -> None:
         sqlkit.drop_temp(ctx.conn, STAGE_JSON)
+
+
+class _JsonWriter:
+    """Applies a page of rewritten JSON values: staged in ``rm_json``, then one UPDATE … JOIN that
+    overwrites a row only while it still holds what was read (same SHA-256)."""
+
+    def __init__(self, step: str) -> None:
+        self.step = step
+        self.changed = self.stale = 0
+
+    def setup(self, ctx: RunContext) -> RunContext:
+        sqlkit.temp_table(ctx.conn, STAGE_JSON, _JSON_BODY)
+        return ctx
+
+    def write(self, ctx: RunContext, item: tuple[str, str, sqlkit.Raw, list[tuple[Any, str, str]]]) -> None:
+        table, column, coll, changes = item
+        sqlkit.clear_temp(ctx.conn, STAGE_JSON)
+        with sqlkit.transaction(ctx.conn):
+            sqlkit.insert_rows(ctx.conn, STAGE_JSON, ("id", "old_hash", "value"), changes)
+            n = sqlkit.logged(ctx, self.step, render(
+                "UPDATE {s} j STRAIGHT_JOIN {t} x ON x.`id` = j.`id` {coll} SET x.{c} = j.`value` "
+                "WHERE SHA2(x.{c}, 256) = j.`old_hash`", t=table, s=STAGE_JSON, c=column, coll=coll))
+        self.changed += n
+        self.stale += len(changes) - n
+
+
+def _raw_pages(ctx: RunContext, table: str, column: str):
+    """The rows of ``table`` whose ``column`` may hold a model id (``%@%``), ``JSON_PAGE`` at a time in
+    primary-key order: lists of (id, text)."""
+    conn = ctx.conn
+    last = None
+    base = render("SELECT `id`, {c} FROM {t} WHERE {c} LIKE %s", t=table, c=column)
+    while True:
+        sql = base + (" AND `id` > %s" if last is not None else "") + " ORDER BY `id` LIMIT %s"
+        rows = sqlkit.query(conn, sql, ("%@%",) + ((last,) if last is not None else ()) + (JSON_PAGE,))
+        if not rows:
+            return
+        yield rows
+        last = rows[-1][0]
+        ctx.checkpoint()
+
+
+def _rewrite_page(column: str, rows: list[tuple[Any, Any]]) -> dict[str, list]:
+    """{changes: [(id, hash of old text, new text)], broken: [id]} of one page of rows."""
+    changes, broken = [], []
+    for row_id, raw in rows:
+        if raw in (None, ""):
+            continue
+        try:
+            value = json.loads(raw)
+        except (ValueError, RecursionError):
+            broken.append(row_id)
+            continue
+        new, changed = canonical.rewrite_config(value, (column,))
+        if changed:
+            changes.append((row_id, _sha256(raw), canonical.dump_config(new)))
+    return {"changes": changes, "broken": broken}
 
 
 def _any_two_parts(columns: list[str]) -> str:
