@@ -233,3 +233,30 @@ def test_a_stop_request_reaches_a_caller_waiting_on_the_reader(ctx):
         interrupt.reset()
     assert time.monotonic() - started < 10
     assert len(produced) < 100
+
+
+# --- rows written as literals (sqlkit.insert_rows, dialect.literal) ---------------------------------------
+
+
+NASTY = ["", "plain", "it's", "back\\slash", "\\'", "'\\", "nul\0byte", "line\nbreak\r\n", "ctrl-z\x1a",
+         'double "quotes"', "percent %s %(x)s %%", "ünïcödé 中文 😀", "\\0\\n\\Z literally", "x" * 5000,
+         '{"llm_id": "gpt-4o@OpenAI", "prompt": "a \\"quoted\\" \\\\ path\\n"}']
+
+
+def test_insert_rows_round_trips_every_character(ctx, monkeypatch):
+    from ragflow_migrate.data import sqlkit
+
+    c = ctx()
+    db.execute(c.conn, "CREATE TABLE lit (n INT PRIMARY KEY, s LONGTEXT NULL, b TINYINT NULL, v VARBINARY(16) NULL)")
+    rows = [(i, text, i % 2 == 0, bytes([i, 0, 39, 92])) for i, text in enumerate(NASTY)]
+    rows.append((len(NASTY), None, None, None))
+    monkeypatch.setattr(sqlkit, "INSERT_CHARS", 200)  # several statements
+    statements = []
+    original = sqlkit.execute
+    monkeypatch.setattr(sqlkit, "execute", lambda conn, sql, args=None: statements.append(sql) or original(conn, sql))
+    assert sqlkit.insert_rows(c.conn, "lit", ("n", "s", "b", "v"), rows) == len(rows)
+    assert len(statements) > 3
+    got = db.query(c.conn, "SELECT n, s, b, v FROM lit ORDER BY n")
+    assert [(n, s, None if b is None else bool(b), v) for n, s, b, v in got] == rows
+    with pytest.raises(ValueError, match="a row of 1 values for 4 columns"):
+        sqlkit.insert_rows(c.conn, "lit", ("n", "s", "b", "v"), [(99,)])
