@@ -1,11 +1,16 @@
 
 
-def test_literal_escapes_what_a_quoted_string_cannot_hold():
-    from ragflow_migrate.db.dialect import literal
+def test_escape_string_is_pymysqls_own_text():
+    import random
 
-    assert literal(None) == "NULL" and literal(7) == "7" and literal(-3) == "-3"
-    assert literal(True) == "1" and literal(False) == "0"
-    assert literal("") == "''"
-    assert literal("it's \\ a\0b\nc\rd\x1ae") == "'it\\'s \\\\ a\\0b\\nc\\rd\\Ze'"
-    assert literal('"%s"') == "'\"%s\"'"  # nothing else is touched: no % formatting happens
-    assert literal(b"x") is None and literal(1.5) is None  # the driver's own escaping
+    from pymysql.converters import escape_string as pymysql_escape
+
+    from ragflow_migrate.db.dialect import escape_string
+
+    every = "".join(chr(i) for i in range(256)) + "中文😀\u2028"
+    assert escape_string(every) == pymysql_escape(every)
+    rng = random.Random(7)
+    alphabet = "\\'\"\0\n\r\x1a%sab{}@ é中😀"
+    for _ in range(2000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 40)))
+        assert escape_string(text) == pymysql_escape(text), repr(text)

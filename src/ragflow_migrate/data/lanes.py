@@ -3,14 +3,14 @@
 A MySQL session runs one statement at a time, on one core of the server: a stage that works a
 page at a time keeps one core busy and leaves the others idle (the merge's pages at L ran at
 100% of one core of two). :func:`run` hands a stage's pages to ``lanes``: lane 0 is the work
-connection (the one that holds the advisory lock), the others are sessions opened for the
-stage (``ctx.open_session``) and closed after it. Each lane first sets up its own session
+connection (the run's own session), the others are sessions opened for the stage
+(``ctx.open_session``) and closed after it. Each lane first sets up its own session
 tables (``setup``), then takes the next page not yet taken until none is left.
 
 Safety is that of one lane: each page is written as it would be on the work connection (its
 own transactions, into tables nothing reads before the stage ends), so a stop or a kill leaves
 what pages on one session would leave. The work connection's lane checkpoints after each page
-(the lock is still held, no stop was asked for); the other lanes check for a stop request. The
+(the advisory lock is still held, no stop was asked for); the other lanes check for a stop request. The
 first error of any lane stops every lane after its current page and is raised. A session that
 cannot be opened (``max_connections``, say) only means fewer lanes.
 
@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 from .. import events, interrupt
 from ..db import connect as db
 from ..steps import RunContext
+from . import staging
 
 P = TypeVar("P")
 L = TypeVar("L")
@@ -249,8 +250,10 @@ def write_behind(ctx: RunContext, step: str, setup: Callable[[RunContext], L], w
 
 
 def _lane_ctx(ctx: RunContext, conn: Any) -> RunContext:
-    """``ctx`` on another session: no lock (the work connection holds it), no session to open."""
-    return dataclasses.replace(ctx, conn=conn, lock=None, open_session=None, _checkpoint_hooks=[])
+    """``ctx`` on another session: no lock to check (lane 0 checks it), no session to open, none of
+    the work connection's staging tables (session tables: the new session has its own, if any)."""
+    extras = {k: v for k, v in ctx.extras.items() if k not in staging.SESSION_CACHES}
+    return dataclasses.replace(ctx, conn=conn, lock=None, open_session=None, extras=extras, _checkpoint_hooks=[])
 
 
 def _open(ctx: RunContext, step: str, n: int) -> list[Any]:

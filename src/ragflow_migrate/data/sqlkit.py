@@ -3,11 +3,12 @@
 * :func:`render` fills a SQL template: every ``{name}`` is an identifier quoted with
   :func:`dialect.quote`, unless the value is a :class:`Raw` fragment our own code built (a
   collation name checked against a pattern, an expression). Data never goes through it: data
-  is a bound parameter, or in :func:`insert_rows` a literal escaped by :func:`dialect.literal`.
+  is always a bound parameter.
 * :class:`Meta` reads ``information_schema`` once per stage (tables, column types, collations).
 * :func:`key_ranges` cuts a table into batches along an indexed column; each batch is one
   transaction (:func:`transaction`), with a checkpoint between batches.
-* :func:`insert_rows` bulk-inserts a page of computed rows (multi-row INSERTs of literals).
+* :func:`insert_rows` bulk-inserts a page of computed rows (pymysql turns ``executemany`` into
+  multi-row INSERTs).
 
 Comparisons between two tables whose collations may differ (RAGFlow's own script builds
 tables in the server's default collation, D1) are written with an explicit ``COLLATE`` on one
@@ -158,30 +159,15 @@ def transaction(conn: pymysql.connections.Connection) -> Iterator[None]:
     conn.commit()
 
 
-#: Characters of one multi-row INSERT before it is sent (at most 4 bytes each in utf8mb4: well under
-#: both servers' default max_allowed_packet, 16 MB on MariaDB 10.11, 64 MB on MySQL 8.0+).
-INSERT_CHARS = 1_000_000
-
-
 def insert_rows(conn: pymysql.connections.Connection, table: str, columns: Sequence[str],
                 rows: Sequence[Sequence[Any]]) -> int:
-    """Insert ``rows`` with multi-row INSERTs of up to :data:`INSERT_CHARS`; returns the rows inserted.
-    Values are written as literals by :func:`dialect.literal` (the driver's escaping for other types)."""
     if not rows:
         return 0
-    head = render("INSERT INTO {t} (", t=table) + ", ".join(dialect.quote(c) for c in columns) + ") VALUES "
-    literal = dialect.literal
-    done, batch, size = 0, [], 0
-    for row in rows:
-        if len(row) != len(columns):
-            raise ValueError(f"a row of {len(row)} values for {len(columns)} columns of {table}")
-        text = "(" + ", ".join([literal(v) or conn.escape(v) for v in row]) + ")"
-        if batch and size + len(text) > INSERT_CHARS:
-            done += execute(conn, head + ",".join(batch))
-            batch, size = [], 0
-        batch.append(text)
-        size += len(text) + 1
-    return done + execute(conn, head + ",".join(batch))
+    cols = ", ".join(dialect.quote(c) for c in columns)
+    marks = ", ".join(["%s"] * len(columns))
+    sql = render("INSERT INTO {t} (", t=table) + cols + ") VALUES (" + marks + ")"
+    with conn.cursor() as cur:
+        return int(cur.executemany(sql, rows) or 0)
 
 
 def temp_table(conn: pymysql.connections.Connection, name: str, body: str) -> None:

@@ -59,6 +59,10 @@ _INST_BODY = """
   KEY `rm_inst_pn` (`provider_id`, `instance_name`)
 """
 
+#: ``ctx.extras`` keys of the staging tables this session holds (another session holds none of them).
+LLM_CACHE, INST_CACHE = "data.rm_llm", "data.rm_inst"
+SESSION_CACHES = (LLM_CACHE, INST_CACHE)
+
 _LLM_COLUMNS = ("seq", "src_id", "tenant_id", "llm_factory", "llm_name", "model_type", "api_key", "api_base",
                 "max_tokens", "status", "valid", "ikey", "has_is_tools", "m_extra", "inst_extra", "broken_json",
                 "provider_id", "fast")
@@ -101,12 +105,12 @@ def build_llm(ctx: Any, step: str, meta: Meta, *, batch: int) -> dict[str, Any]:
     conn = ctx.conn
     fingerprint = None
     if meta.has_table("tenant_llm"):
-        cached = ctx.extras.get("data.rm_llm")
+        cached = ctx.extras.get(LLM_CACHE)
         fingerprint = _fingerprint(ctx, "tenant_llm")
         if cached is not None and cached[0] == fingerprint:
             return cached[1]
     sqlkit.temp_table(conn, LLM, _LLM_BODY)
-    ctx.extras.pop("data.rm_llm", None)
+    ctx.extras.pop(LLM_CACHE, None)
     info: dict[str, Any] = {"rows": 0, "broken_json": 0, "broken_sample": []}
     if not meta.has_table("tenant_llm"):
         return info
@@ -153,7 +157,7 @@ def build_llm(ctx: Any, step: str, meta: Meta, *, batch: int) -> dict[str, Any]:
         ctx.notice(step, "tenant_llm rows whose api_key starts like JSON but does not parse: used as a plain "
                    "string key (truncated or corrupted by an earlier non-strict run?)",
                    count=info["broken_json"], sample=info["broken_sample"])
-    ctx.extras["data.rm_llm"] = (fingerprint, info)
+    ctx.extras[LLM_CACHE] = (fingerprint, info)
     return info
 
 
@@ -205,12 +209,12 @@ def attach_providers(ctx: Any, step: str, meta: Meta) -> int:
 def build_instances(ctx: Any, step: str, meta: Meta, *, batch: int) -> int:
     """Fill ``rm_inst`` from ``tenant_model_instance`` (kept for the run until :func:`instances_changed`)."""
     conn = ctx.conn
-    cached = ctx.extras.get("data.rm_inst")
+    cached = ctx.extras.get(INST_CACHE)
     if cached is not None and meta.has_table("tenant_model_instance"):
         if cached[0] == _fingerprint(ctx, "tenant_model_instance"):
             return cached[1]
     sqlkit.temp_table(conn, INST, _INST_BODY)
-    ctx.extras.pop("data.rm_inst", None)
+    ctx.extras.pop(INST_CACHE, None)
     if not meta.has_table("tenant_model_instance"):
         return 0
     # Plain keys and an extra without base URL or region (what the migration writes) on the server ...
@@ -237,13 +241,13 @@ def build_instances(ctx: Any, step: str, meta: Meta, *, batch: int) -> int:
         count += len(page)
         last = page[-1][0]
         ctx.checkpoint()
-    ctx.extras["data.rm_inst"] = (_fingerprint(ctx, "tenant_model_instance"), count)
+    ctx.extras[INST_CACHE] = (_fingerprint(ctx, "tenant_model_instance"), count)
     return count
 
 
 def instances_changed(ctx: Any) -> None:
     """Stage 2 wrote instances (or renamed them): rebuild ``rm_inst`` next time."""
-    ctx.extras.pop("data.rm_inst", None)
+    ctx.extras.pop(INST_CACHE, None)
 
 
 def _region(extra: str | None) -> str | None:
@@ -265,6 +269,6 @@ def _describe_pk(key: tuple[str, ...], pk: tuple[Any, ...]) -> Any:
 
 def drop_all(ctx: Any) -> None:
     """Forget the staging tables (they also vanish with the connection)."""
-    ctx.extras.pop("data.rm_llm", None)
-    ctx.extras.pop("data.rm_inst", None)
+    ctx.extras.pop(LLM_CACHE, None)
+    ctx.extras.pop(INST_CACHE, None)
     sqlkit.drop_temp(ctx.conn, LLM, INST)

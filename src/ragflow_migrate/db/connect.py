@@ -2,7 +2,9 @@
 
 Each connection is a plain pymysql connection (never a pool, never a silent reconnect),
 in the session of :func:`dialect.session_init_sql`, announcing itself to the server with the
-connection attributes ``program_name=ragflow-migrate`` and ``instance=<pod name>``.
+connection attributes ``program_name=ragflow-migrate`` and ``instance=<pod name>``. Its only
+difference from pymysql's own: bound strings are escaped by :func:`dialect.escape_string` (the
+same text, faster).
 """
 
 from __future__ import annotations
@@ -13,12 +15,22 @@ from typing import Any
 
 import pymysql
 import pymysql.cursors
+from pymysql.constants import SERVER_STATUS
 
 from .. import __version__
 from ..config import Settings
 from . import dialect
 
 PROGRAM_NAME = "ragflow-migrate"
+
+
+class Connection(pymysql.connections.Connection):
+    """pymysql's connection, escaping bound strings with :func:`dialect.escape_string`."""
+
+    def escape_string(self, s: str) -> str:
+        if self.server_status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES:
+            return super().escape_string(s)
+        return dialect.escape_string(s)
 
 
 def connect(
@@ -58,7 +70,7 @@ def connect(
     if settings.ssl_ca:
         context = ssl_module.create_default_context(cafile=settings.ssl_ca)
         params["ssl"] = context
-    conn = pymysql.connect(**params)
+    conn = Connection(**params)
     # Published to other sessions (performance_schema.session_connect_attrs on MySQL).
     conn._connect_attrs.update(
         {"instance": settings.instance, "tool_version": __version__, "_pid": str(os.getpid())}

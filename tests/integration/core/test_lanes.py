@@ -66,6 +66,28 @@ def test_every_page_once_on_separate_sessions(ctx):
     assert not db.query(c.conn, f"SELECT id FROM information_schema.processlist WHERE id IN ({marks})", others)
 
 
+def test_other_sessions_keep_the_settings_but_not_the_staging_tables_of_the_work_connection(ctx):
+    from ragflow_migrate.data import staging
+
+    c = ctx(sessions=2)
+    c.extras.update({staging.LLM_CACHE: ("fingerprint", {}), staging.INST_CACHE: ("fingerprint", 1),
+                     "data.cross_provider_fallback": True})
+    seen = {}
+
+    def setup(lane_ctx, i):
+        seen[i] = dict(lane_ctx.extras)
+        return {"i": i}
+
+    def work(state, page):
+        time.sleep(0.02)
+
+    lanes.run(c, "test", list(range(10)), setup=setup, work=work)
+    assert set(seen) == {0, 1}
+    assert seen[0] == c.extras
+    assert seen[1] == {"data.cross_provider_fallback": True}
+    assert staging.LLM_CACHE in c.extras  # untouched
+
+
 def test_one_session_and_fewer_pages_than_sessions(ctx):
     c = ctx(sessions=1)
     _table(c)
@@ -235,7 +257,7 @@ def test_a_stop_request_reaches_a_caller_waiting_on_the_reader(ctx):
     assert len(produced) < 100
 
 
-# --- rows written as literals (sqlkit.insert_rows, dialect.literal) ---------------------------------------
+# --- bound strings escaped by dialect.escape_string (db.connect.Connection) ------------------------------
 
 
 NASTY = ["", "plain", "it's", "back\\slash", "\\'", "'\\", "nul\0byte", "line\nbreak\r\n", "ctrl-z\x1a",
@@ -243,20 +265,19 @@ NASTY = ["", "plain", "it's", "back\\slash", "\\'", "'\\", "nul\0byte", "line\nb
          '{"llm_id": "gpt-4o@OpenAI", "prompt": "a \\"quoted\\" \\\\ path\\n"}']
 
 
-def test_insert_rows_round_trips_every_character(ctx, monkeypatch):
+@pytest.mark.parametrize("sql_mode", ["ours", "NO_BACKSLASH_ESCAPES"])
+def test_bound_strings_round_trip_every_character(ctx, sql_mode):
     from ragflow_migrate.data import sqlkit
 
     c = ctx()
+    assert isinstance(c.conn, db.Connection)
+    if sql_mode != "ours":
+        db.execute(c.conn, "SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',NO_BACKSLASH_ESCAPES')")
     db.execute(c.conn, "CREATE TABLE lit (n INT PRIMARY KEY, s LONGTEXT NULL, b TINYINT NULL, v VARBINARY(16) NULL)")
     rows = [(i, text, i % 2 == 0, bytes([i, 0, 39, 92])) for i, text in enumerate(NASTY)]
     rows.append((len(NASTY), None, None, None))
-    monkeypatch.setattr(sqlkit, "INSERT_CHARS", 200)  # several statements
-    statements = []
-    original = sqlkit.execute
-    monkeypatch.setattr(sqlkit, "execute", lambda conn, sql, args=None: statements.append(sql) or original(conn, sql))
     assert sqlkit.insert_rows(c.conn, "lit", ("n", "s", "b", "v"), rows) == len(rows)
-    assert len(statements) > 3
     got = db.query(c.conn, "SELECT n, s, b, v FROM lit ORDER BY n")
     assert [(n, s, None if b is None else bool(b), v) for n, s, b, v in got] == rows
-    with pytest.raises(ValueError, match="a row of 1 values for 4 columns"):
-        sqlkit.insert_rows(c.conn, "lit", ("n", "s", "b", "v"), [(99,)])
+    for n, text in enumerate(NASTY):  # and one at a time, as a WHERE parameter
+        assert db.query(c.conn, "SELECT n FROM lit WHERE s = %s AND n = %s", (text, n)) == [(n,)]
