@@ -4,7 +4,7 @@ Each connection is a plain pymysql connection (never a pool, never a silent reco
 in the session of :func:`dialect.session_init_sql`, announcing itself to the server with the
 connection attributes ``program_name=ragflow-migrate`` and ``instance=<pod name>``. Its only
 difference from pymysql's own: bound strings are escaped by :func:`dialect.escape_string` (the
-same text, faster).
+same text, faster; pinned pymysql 1.2.4 escapes every bound value through ``Connection.escape``).
 """
 
 from __future__ import annotations
@@ -25,12 +25,13 @@ PROGRAM_NAME = "ragflow-migrate"
 
 
 class Connection(pymysql.connections.Connection):
-    """pymysql's connection, escaping bound strings with :func:`dialect.escape_string`."""
+    """pymysql's connection, escaping bound strings with :func:`dialect.escape_string` (pymysql's
+    cursors escape every bound value with :meth:`escape`; anything but a ``str`` keeps its own)."""
 
-    def escape_string(self, s: str) -> str:
-        if self.server_status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES:
-            return super().escape_string(s)
-        return dialect.escape_string(s)
+    def escape(self, obj: Any, mapping: Any = None) -> str:
+        if type(obj) is str and not self.server_status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES:
+            return "'" + dialect.escape_string(obj) + "'"
+        return super().escape(obj, mapping)
 
 
 def connect(

@@ -266,11 +266,16 @@ NASTY = ["", "plain", "it's", "back\\slash", "\\'", "'\\", "nul\0byte", "line\nb
 
 
 @pytest.mark.parametrize("sql_mode", ["ours", "NO_BACKSLASH_ESCAPES"])
-def test_bound_strings_round_trip_every_character(ctx, sql_mode):
+def test_bound_strings_round_trip_every_character(ctx, sql_mode, monkeypatch):
     from ragflow_migrate.data import sqlkit
+    from ragflow_migrate.db import dialect
+
+    original = dialect.escape_string
 
     c = ctx()
     assert isinstance(c.conn, db.Connection)
+    calls = []
+    monkeypatch.setattr(dialect, "escape_string", lambda text: calls.append(text) or original(text))
     if sql_mode != "ours":
         db.execute(c.conn, "SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',NO_BACKSLASH_ESCAPES')")
     db.execute(c.conn, "CREATE TABLE lit (n INT PRIMARY KEY, s LONGTEXT NULL, b TINYINT NULL, v VARBINARY(16) NULL)")
@@ -281,3 +286,5 @@ def test_bound_strings_round_trip_every_character(ctx, sql_mode):
     assert [(n, s, None if b is None else bool(b), v) for n, s, b, v in got] == rows
     for n, text in enumerate(NASTY):  # and one at a time, as a WHERE parameter
         assert db.query(c.conn, "SELECT n FROM lit WHERE s = %s AND n = %s", (text, n)) == [(n,)]
+    # ours escaped them, unless the session has no backslash escapes (then pymysql's own '' rule)
+    assert (set(NASTY) <= set(calls)) == (sql_mode == "ours"), len(calls)
