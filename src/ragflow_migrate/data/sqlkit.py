@@ -7,8 +7,7 @@
 * :class:`Meta` reads ``information_schema`` once per stage (tables, column types, collations).
 * :func:`key_ranges` cuts a table into batches along an indexed column; each batch is one
   transaction (:func:`transaction`), with a checkpoint between batches.
-* :func:`insert_rows` bulk-inserts a page of computed rows (pymysql turns ``executemany`` into
-  multi-row INSERTs).
+* :func:`insert_rows` bulk-inserts a page of computed rows (multi-row INSERTs, values bound).
 
 Comparisons between two tables whose collations may differ (RAGFlow's own script builds
 tables in the server's default collation, D1) are written with an explicit ``COLLATE`` on one
@@ -159,15 +158,31 @@ def transaction(conn: pymysql.connections.Connection) -> Iterator[None]:
     conn.commit()
 
 
+#: Characters of bound values in one multi-row INSERT (at most 4 bytes each in utf8mb4: well under
+#: both servers' default max_allowed_packet, 16 MB on MariaDB 10.11, 64 MB on MySQL 8.0+).
+INSERT_CHARS = 1_000_000
+
+
 def insert_rows(conn: pymysql.connections.Connection, table: str, columns: Sequence[str],
                 rows: Sequence[Sequence[Any]]) -> int:
+    """Insert ``rows`` with multi-row INSERTs of up to :data:`INSERT_CHARS` characters of values, each
+    one statement whose values are all bound (pymysql's ``executemany`` formats and encodes every row
+    on its own: at 270k JSON configs that cost 6 s more); returns the rows inserted."""
     if not rows:
         return 0
-    cols = ", ".join(dialect.quote(c) for c in columns)
-    marks = ", ".join(["%s"] * len(columns))
-    sql = render("INSERT INTO {t} (", t=table) + cols + ") VALUES (" + marks + ")"
-    with conn.cursor() as cur:
-        return int(cur.executemany(sql, rows) or 0)
+    head = render("INSERT INTO {t} (", t=table) + ", ".join(dialect.quote(c) for c in columns) + ") VALUES "
+    marks = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    done, args, count, size = 0, [], 0, 0
+    for row in rows:
+        if len(row) != len(columns):
+            raise ValueError(f"a row of {len(row)} values for {len(columns)} columns of {table}")
+        if count and size > INSERT_CHARS:
+            done += execute(conn, head + ",".join([marks] * count), args)
+            args, count, size = [], 0, 0
+        args.extend(row)
+        count += 1
+        size += sum(len(v) if isinstance(v, (str, bytes)) else 8 for v in row)
+    return done + execute(conn, head + ",".join([marks] * count), args)
 
 
 def temp_table(conn: pymysql.connections.Connection, name: str, body: str) -> None:

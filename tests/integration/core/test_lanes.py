@@ -281,7 +281,15 @@ def test_bound_strings_round_trip_every_character(ctx, sql_mode, monkeypatch):
     db.execute(c.conn, "CREATE TABLE lit (n INT PRIMARY KEY, s LONGTEXT NULL, b TINYINT NULL, v VARBINARY(16) NULL)")
     rows = [(i, text, i % 2 == 0, bytes([i, 0, 39, 92])) for i, text in enumerate(NASTY)]
     rows.append((len(NASTY), None, None, None))
+    statements = []
+    monkeypatch.setattr(sqlkit, "INSERT_CHARS", 40)  # several statements
+    monkeypatch.setattr(sqlkit, "execute", lambda conn, sql, args=None: statements.append((sql, args))
+                        or db.execute(conn, sql, args))
     assert sqlkit.insert_rows(c.conn, "lit", ("n", "s", "b", "v"), rows) == len(rows)
+    assert len(statements) > 3 and sum(len(a) for _s, a in statements) == 4 * len(rows)
+    assert all(text not in sql for sql, _args in statements for text in NASTY if text)  # bound, never spliced
+    with pytest.raises(ValueError, match="a row of 1 values for 4 columns"):
+        sqlkit.insert_rows(c.conn, "lit", ("n", "s", "b", "v"), [(99,)])
     got = db.query(c.conn, "SELECT n, s, b, v FROM lit ORDER BY n")
     assert [(n, s, None if b is None else bool(b), v) for n, s, b, v in got] == rows
     for n, text in enumerate(NASTY):  # and one at a time, as a WHERE parameter
