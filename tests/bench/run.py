@@ -57,6 +57,8 @@ def tool_env(server: Any, database: str, catalog: Path) -> dict[str, str]:
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8",
         **server.env(database), "RAGFLOW_MIGRATE_LOG_FORMAT": "json",
         "RAGFLOW_MIGRATE_TERMINATION_LOG": os.devnull, "RAGFLOW_MIGRATE_CATALOG": str(catalog),
+        **({"RAGFLOW_MIGRATE_SESSIONS": os.environ["RAGFLOW_MIGRATE_SESSIONS"]}
+           if os.environ.get("RAGFLOW_MIGRATE_SESSIONS") else {}),
     }
 
 
@@ -273,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         "started": started.strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(), "servers": {},
         "settings": {"scales": scales, "servers": servers, "from": releases, "to": TARGET, "seed": args.seed,
                      "catalog": str(args.catalog), "buffer_pool": args.buffer_pool,
-                     "log_level": args.log_level},
+                     "log_level": args.log_level,
+                     "sessions": os.environ.get("RAGFLOW_MIGRATE_SESSIONS") or "the tool's default"},
         "cases": [],
     }
     workroot = Path(tempfile.mkdtemp(prefix="ragflow-bench-"))
