@@ -31,6 +31,8 @@ import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import pymysql.cursors
+
 from ...errors import StepFailedError
 from ...steps import RunContext
 from .. import canonical, lanes, sqlkit
@@ -146,7 +148,8 @@ class SeedMerge:
             lane.instances = seeding.build_seed_instances(ctx, lane.meta)
             if seeding.seed_fingerprint(ctx.conn) != self._seed_fingerprint:
                 raise StepFailedError(f"{self.step}: tenant_model_instance changed while the merge was being prepared; "
-                                      "nothing was changed", hint="stop the RAGFlow pods that write to it, then run again")
+                                      "tenant_model is unchanged",
+                                      hint="stop the RAGFlow pods that write to it, then run again")
         else:
             seeding.seed_table(ctx.conn, lane.meta)
         lane._page_tables()
@@ -162,7 +165,7 @@ class SeedMerge:
         self.samples = (self.samples + lane.samples)[:SAMPLES]
         if not self.remap:
             return
-        with lane.ctx.conn.cursor() as cur:
+        with lane.ctx.conn.cursor(pymysql.cursors.SSCursor) as cur:  # streamed: memory stays flat
             cur.execute(render("SELECT `old_id`, `new_id` FROM {r}", r=REMAP))
             while rows := cur.fetchmany(5000):
                 sqlkit.insert_rows(self.ctx.conn, REMAP, ("old_id", "new_id"), rows)
