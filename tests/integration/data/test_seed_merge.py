@@ -172,3 +172,40 @@ def _first_difference(a: list[tuple], b: list[tuple]) -> str:
         if x != y:
             return f"split {x}\n general {y}"
     return f"{len(a)} rows (split) vs {len(b)} (general)"
+
+
+def test_instances_that_change_while_another_session_prepares_stop_the_merge(legacy, monkeypatch):
+    """Each other session rebuilds the instances to seed with the work connection's statement; if
+    tenant_model_instance changed in between (a different count or checksum), the merge stops before
+    the swap, tenant_model unchanged, and the next run merges."""
+    from ragflow_migrate.data.stages import seeding
+    from ragflow_migrate.errors import StepFailedError
+
+    ds.rich_rows(legacy.conn, tenants=6, seed=5)
+    ctx = legacy.ctx()
+    ds.run_gate(ctx, "v0.26.0")
+    for stage in registry.stages_of("v0.27.0"):
+        if stage.stage == "model_type_merge":
+            break
+        stage.apply(ctx)
+    before = _merged(legacy)
+    real = seeding.seed_fingerprint
+    calls = []
+
+    def drifting(conn):
+        calls.append(conn)
+        value = real(conn)
+        return value if len(calls) == 1 else (value[0] + 1, *value[1:])  # the other session sees one more
+
+    monkeypatch.setattr(seeding, "seed_fingerprint", drifting)
+    merge = next(s for s in registry.stages_of("v0.27.0") if s.stage == "model_type_merge")
+    with pytest.raises(StepFailedError, match="tenant_model_instance changed while the merge was being prepared"):
+        merge.apply(legacy.ctx(sessions=2, batch_size=1))
+    assert len(calls) == 2
+    assert _merged(legacy) == before
+    assert legacy.q("SELECT DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
+                    "AND TABLE_NAME = 'tenant_model' AND COLUMN_NAME = 'model_type'")[0][0] == "varchar"
+    monkeypatch.setattr(seeding, "seed_fingerprint", real)
+    merge.apply(legacy.ctx(sessions=2, batch_size=1))
+    assert legacy.q("SELECT DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
+                    "AND TABLE_NAME = 'tenant_model' AND COLUMN_NAME = 'model_type'")[0][0] == "int"
