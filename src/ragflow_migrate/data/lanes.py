@@ -141,7 +141,9 @@ def read_ahead(ctx: RunContext, step: str, produce: Callable[[RunContext], Itera
     """``with read_ahead(ctx, step, produce) as items: for item in items: …``: ``produce(lane_ctx)``
     runs on a session of its own, up to ``depth`` items ahead of the caller (on ``ctx`` itself, in
     step, when ``own_session`` is false or no session may or can be opened). Its error is raised to
-    the caller; leaving the block stops it."""
+    the caller; leaving the block stops it. ``produce`` checkpoints its context between items (on
+    its own session that only checks for a stop request), and ``ctx`` is checkpointed here before
+    each item reaches the caller, so the caller need not."""
     sessions = _open(ctx, step, 1) if own_session and helpers(ctx) >= 1 else []
     if not sessions:
         yield iter(produce(ctx))
@@ -178,6 +180,7 @@ def read_ahead(ctx: RunContext, step: str, produce: Callable[[RunContext], Itera
                 return
             if kind == "error":
                 raise value
+            ctx.checkpoint()  # the advisory lock, on this thread (the reader's context has none)
             yield value
 
     thread = threading.Thread(target=run, name=f"{step} reader", daemon=True)

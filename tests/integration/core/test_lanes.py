@@ -157,6 +157,7 @@ def _reader(pages: int, *, fail_at: int | None = None):
             if i == fail_at:
                 db.execute(lane_ctx.conn, "SELECT * FROM no_such_table")
             yield i, me
+            lane_ctx.checkpoint()  # between items, as the stages' readers do
     return produce
 
 
@@ -180,6 +181,8 @@ def test_read_ahead_and_write_behind_on_their_own_sessions(ctx, sessions):
     main = db.query_one(c.conn, "SELECT CONNECTION_ID()")[0]
     recorder = _Recorder()
     others = lanes.helpers(c)
+    checkpoints = []
+    c._checkpoint_hooks.append(lambda: checkpoints.append(1))
     with lanes.write_behind(c, "test", recorder.setup, recorder.write, own_session=others >= 1) as submit, \
             lanes.read_ahead(c, "test", _reader(50), own_session=others >= 2) as items:
         readers = set()
@@ -191,6 +194,7 @@ def test_read_ahead_and_write_behind_on_their_own_sessions(ctx, sessions):
     writers = {r[1] for r in rows}
     assert writers == {recorder.conn_id}
     assert (recorder.conn_id != main) == (sessions >= 2)
+    assert len(checkpoints) == 50  # the work connection's context, once per item, read here or ahead
     assert len(readers) == 1
     assert (readers == {main}) if sessions < 3 else not readers & {main, recorder.conn_id}
 

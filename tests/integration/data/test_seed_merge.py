@@ -105,24 +105,13 @@ def test_seeded_groups_written_directly_equal_the_general_path(legacy, monkeypat
     general, general_details = _merge(legacy, monkeypatch, split=False)
     mapping_general = legacy.q("SELECT group_id, provider_id, instance_id, model_id FROM tenant_model_group_mapping "
                                "ORDER BY model_id, instance_id") if mapping else []
-    backup = general_details["backup"]
-    legacy.q("DROP TABLE tenant_model")
-    legacy.q(f"RENAME TABLE `{backup}` TO tenant_model")
-    if mapping:
-        legacy.q("DELETE FROM tenant_model_group_mapping")
-        legacy.q("INSERT INTO tenant_model_group_mapping SELECT * FROM gm_keep")
     # the split path on one session (big pages), then on three sessions with pages of ~1 instance
-    direct_details: dict = {}
+    previous = general_details
     for flags in ({"sessions": 1}, {"sessions": 3, "batch_size": 1}):
-        if flags["sessions"] > 1:
-            backup = direct_details["backup"]
-            legacy.q("DROP TABLE tenant_model")
-            legacy.q(f"RENAME TABLE `{backup}` TO tenant_model")
-            if mapping:
-                legacy.q("DELETE FROM tenant_model_group_mapping")
-                legacy.q("INSERT INTO tenant_model_group_mapping SELECT * FROM gm_keep")
+        _unmerge(legacy, previous["backup"], mapping)
         sessions = _count_sessions(monkeypatch)
         direct, direct_details = _merge(legacy, monkeypatch, split=True, **flags)
+        previous = direct_details
         assert max(sessions) == flags["sessions"], sessions
         assert direct == general, _first_difference(direct, general)
         for key in ("rows_after", "models_seeded", "group_mapping_remapped"):
@@ -134,6 +123,15 @@ def test_seeded_groups_written_directly_equal_the_general_path(legacy, monkeypat
     rows = {(r[7], bytes(r[5]) if r[5] is not None else None): r for r in direct}
     assert any(name == b"gpt-4o-mini" and r[8] == 9 for (_i, name), r in rows.items()), "no merged mixed group"
     assert ("f" * 32, b"tts-1") in rows  # the bare instance got the catalogue
+
+
+def _unmerge(legacy, backup: str, mapping: bool) -> None:
+    """Back to the unmerged tenant_model (the merge's backup) and the group mapping as planted."""
+    legacy.q("DROP TABLE tenant_model")
+    legacy.q(f"RENAME TABLE `{backup}` TO tenant_model")
+    if mapping:
+        legacy.q("DELETE FROM tenant_model_group_mapping")
+        legacy.q("INSERT INTO tenant_model_group_mapping SELECT * FROM gm_keep")
 
 
 def _count_sessions(monkeypatch) -> list[int]:

@@ -169,7 +169,6 @@ class IdMigrationStage(DataStage):
                 resolved += sum(1 for r in results if r[3])
                 submit(results)
                 progress.advance(len(results))
-                ctx.checkpoint()
         progress.emit()
         work.counts["references_to_resolve"] = total
         work.counts["references_resolved"] = resolved
