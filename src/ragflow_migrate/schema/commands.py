@@ -12,7 +12,7 @@ from .. import events
 from ..config import Settings
 from ..errors import ConfigError, DriftError, ExitCode
 from ..steps import Plan, RunContext, Step, StepPlan, StepResult
-from . import chain
+from . import chain, widenings
 from .diff import compare, drift, render
 from .executor import execute_statement
 from .introspect import live_snapshot
@@ -26,7 +26,8 @@ def register(sub: Any, add: Any) -> None:
     diff = add(verbs, "diff", "compare the target release's schema with the live database "
                 f"(exit 0 in sync, {int(ExitCode.DRIFT)} on drift)")
     diff.add_argument("--json", action="store_true", help="machine-readable output")
-    diff.add_argument("--strict", action="store_true", help="count extra tables/columns/indexes as drift too")
+    diff.add_argument("--strict", action="store_true", help="count extra tables/columns/indexes and recorded "
+                      "widenings as drift too")
     gen = add(verbs, "generate", "write the migration of a new RAGFlow release from a database that "
                "release created (for maintainers)")
     gen.add_argument("--version", required=True, dest="new_version", metavar="vX.Y.Z",
@@ -34,8 +35,10 @@ def register(sub: Any, add: Any) -> None:
     gen.add_argument("--drop", action="store_true", help="drop tables/columns the release no longer has "
                      "(default: retire them, keeping their data)")
     gen.add_argument("--output", help=f"directory to write to (default: the package's {chain.MIGRATIONS_DIR})")
-    apply = add(verbs, "apply", "apply the pending schema migrations only (no data stages), then verify")
-    apply.add_argument("--drop", action="store_true", help="afterwards drop what the target does not declare: "
+    apply = add(verbs, "apply", "apply the pending schema migrations only (no data stages), or repair a drifted "
+                "schema, then verify")
+    apply.add_argument("--drop", action="store_true", help="also force the repairs that lose data (values that do "
+                       "not fit are cut or converted), and afterwards drop what the target does not declare: "
                        "retired tables and columns (their data is lost) and this tool's backup tables")
 
 
@@ -45,7 +48,8 @@ def cmd_diff(args: argparse.Namespace, settings: Settings, log: Any, run_id: str
     ctx = runner.open_context(settings, log, run_id)
     try:
         differences = compare(chain.expected_schema(settings.target_version),
-                              live_snapshot(ctx.conn, settings.database, mariadb=ctx.server.is_mariadb))
+                              live_snapshot(ctx.conn, settings.database, mariadb=ctx.server.is_mariadb),
+                              widened=widenings.recorded(ctx.conn))
     finally:
         runner.close_context(ctx)
     found = differences if args.strict else drift(differences)
@@ -54,11 +58,13 @@ def cmd_diff(args: argparse.Namespace, settings: Settings, log: Any, run_id: str
                                      "differences": [d.as_dict() for d in differences]}, indent=2) + "\n")
     else:
         sys.stdout.write(f"-- {settings.database} vs RAGFlow {settings.target_version}\n" + render(differences))
+    widened = sum(d.kind == "widened" for d in differences)
     summary.update(outcome="in_sync" if not found else "drift", drift=len(drift(differences)),
-                   extra=len(differences) - len(drift(differences)))
+                   extra=len(differences) - len(drift(differences)) - widened, widened=widened)
     if found:
         raise DriftError(f"{len(found)} difference(s) from RAGFlow {settings.target_version}'s schema",
-                         hint="`ragflow-migrate run` applies pending migrations; extras are kept on purpose")
+                         hint="`ragflow-migrate run` applies pending migrations and repairs drift without losing "
+                         "data; extras and recorded widenings are kept on purpose")
     return int(ExitCode.OK)
 
 
@@ -89,7 +95,7 @@ def cmd_apply(args: argparse.Namespace, settings: Settings, log: Any, run_id: st
     from ..pipeline import schema_only_plan
 
     def planner(ctx: RunContext) -> Plan:
-        plan = schema_only_plan(ctx)
+        plan = schema_only_plan(ctx, drop=args.drop)
         if args.drop:
             drops = DropExtras(settings.target_version)
             if drops.operations(ctx):

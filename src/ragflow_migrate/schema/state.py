@@ -2,6 +2,9 @@
 
 Cheap by design: the history table and the list of tables (metadata only). The chain is
 replayed (a few milliseconds) only when something is pending or the release must be guessed.
+When nothing is pending, :func:`schema_drift` takes the one look at the live schema that tells
+whether someone changed it by hand (information_schema only, compared with the declared schema
+the models give without a replay).
 """
 
 from __future__ import annotations
@@ -10,9 +13,10 @@ import dataclasses
 
 from ..releases import KNOWN_RELEASES
 from ..steps import RunContext, Step
-from . import chain, history
-from .diff import OWN_PREFIX, compare
+from . import chain, history, widenings
+from .diff import OWN_PREFIX, Difference, compare, drift
 from .introspect import live_snapshot, table_names
+from .snapshot import Snapshot
 from .steps import InstallStep, MigrationStep
 
 
@@ -60,6 +64,51 @@ def schema_state(ctx: RunContext, target: str) -> SchemaState:
                  f"(closest release: {release}); every migration checks the live schema first")
     steps = [MigrationStep(m) for m in chain.replay() if m.name in wanted]
     return SchemaState("adopt", release, steps, notes, applied)
+
+
+#: Differences that break RAGFlow (issue 15): something missing, or a column that cannot hold what the
+#: target's can. A table's collation, an index defined otherwise, a column's default: ``schema diff``
+#: reports them; they are not worth a repair on every start (nor a failed run over them).
+BREAKING_KINDS = frozenset({"missing_table", "missing_column", "missing_index"})
+
+
+def schema_drift(ctx: RunContext, target: str, *,
+                 skip_columns: frozenset[tuple[str, str]] = frozenset()) -> list[Difference]:
+    """Where the live schema differs from ``target``'s in a way that breaks RAGFlow, recorded
+    widenings aside."""
+    expected = chain.install_schema(target)  # the models for the newest release: no replay
+    live = live_snapshot(ctx.conn, ctx.settings.database, mariadb=ctx.server.is_mariadb)
+    found = drift(compare(expected, live, skip_columns=skip_columns))
+    if any(d.kind == "column" for d in found):  # only then is a widening worth a query
+        found = drift(compare(expected, live, skip_columns=skip_columns, widened=widenings.recorded(ctx.conn)))
+    return [d for d in found if breaks(expected, live, d)]
+
+
+def breaks(expected: Snapshot, live: Snapshot, difference: Difference) -> bool:
+    if difference.kind in BREAKING_KINDS:
+        return True
+    if difference.kind != "column":
+        return False
+    from .repair import holds_every_value, shape
+
+    want = expected.tables[difference.table].columns[difference.name]
+    have = live.tables[difference.table].columns[difference.name]
+    if want.nullable and not have.nullable:
+        return True
+    if shape(want.type)[0] != shape(have.type)[0]:
+        return True  # another type (an INT made VARCHAR, …)
+    return not holds_every_value(want.type, have.type)  # narrower (a wider one breaks nothing)
+
+
+def recorded_deviations(ctx: RunContext) -> list[widenings.Widening]:
+    """Recorded widenings the live columns still hold (``status`` shows them)."""
+    recorded = widenings.recorded(ctx.conn)
+    if not recorded:
+        return []
+    live = live_snapshot(ctx.conn, ctx.settings.database, tables=sorted({t for t, _ in recorded}),
+                         mariadb=ctx.server.is_mariadb)
+    return [w for (table, column), w in sorted(recorded.items())
+            if (col := live.column(table, column)) is not None and widenings.holds(w, col.type)]
 
 
 def detect_release(ctx: RunContext) -> str:

@@ -12,12 +12,14 @@ from typing import Any
 from .. import events
 from ..errors import DriftError
 from ..steps import RunContext, Step, StepPlan, StepResult
-from . import chain, history
+from . import chain, history, widenings
 from .diff import compare, drift
 from .executor import execute_statement
 from .introspect import live_snapshot
 from .operations import CreateTable, Operation, simulate
 from .snapshot import Snapshot
+
+LEFT_KEY = "schema.repair_left"  # ctx.extras: what the schema repair left (set by repair.py)
 
 PLAN_SNAPSHOT = "schema.plan_snapshot"  # ctx.extras key: the simulated live schema while planning
 
@@ -145,9 +147,15 @@ class VerifyStep(Step):
         return StepPlan(self.name, f"compare the live schema with RAGFlow {self.target}'s")
 
     def apply(self, ctx: RunContext) -> StepResult:
-        differences = compare(chain.expected_schema(self.target), _live(ctx), skip_columns=self.skip)
+        differences = compare(chain.expected_schema(self.target), _live(ctx), skip_columns=self.skip,
+                              widened=widenings.recorded(ctx.conn))
         found = drift(differences)
-        extras = [d for d in differences if not d.is_drift]
+        widened = [d for d in differences if d.kind == "widened"]
+        extras = [d for d in differences if not d.is_drift and d.kind != "widened"]
+        if widened:
+            ctx.log.info(events.STEP_NOTICE, step=self.name, message="recorded deviations: columns widened on the "
+                         "operator's decision (--widen-columns), kept as they are", count=len(widened),
+                         sample=[d.describe() for d in widened[:10]])
         if extras:
             ctx.log.info(events.STEP_NOTICE, step=self.name, message="the database keeps things the target "
                          "does not declare (kept on purpose; `schema diff` lists them)", count=len(extras),
@@ -158,7 +166,9 @@ class VerifyStep(Step):
             raise DriftError(
                 f"the schema differs from RAGFlow {self.target}'s in {len(found)} place(s): "
                 + "; ".join(d.describe() for d in found[:5]) + ("; …" if len(found) > 5 else ""),
-                hint="`ragflow-migrate schema diff` lists every difference",
+                hint="`ragflow-migrate schema diff` lists every difference"
+                + ("; the schema repair left those whose repair would lose data: `ragflow-migrate schema apply "
+                   "--drop` forces them" if ctx.extras.get(LEFT_KEY) else ""),
                 differences=[d.as_dict() for d in found],
             )
         return StepResult(details={"extras": len(extras)})
