@@ -66,6 +66,10 @@ def _common_options() -> argparse.ArgumentParser:
     tool.add_argument("--sessions", help="database sessions a data stage works on at once (default 2; 1 to 16)")
     tool.add_argument("--create-database", action="store_const", const="true",
                       help="create the database (utf8mb4) when it does not exist")
+    tool.add_argument("--widen-columns", action="store_const", const="true",
+                      help="where a legacy value fits no lossless form of its target column (an API key over 512 "
+                      "characters), widen exactly that column to the smallest type holding the data; recorded and "
+                      "reported by `schema diff` and `status` (without it: exit 10 before anything is written)")
     tool.add_argument("--log-format", choices=LOG_FORMATS, help="json, console, or auto (console on a TTY)")
     tool.add_argument("--log-level", choices=LOG_LEVELS, help="lowest level logged (default info)")
     tool.add_argument("--termination-log", help="where to write the summary (default /dev/termination-log)")
@@ -225,16 +229,55 @@ def cmd_run(args: argparse.Namespace, settings: Settings, log: Any, run_id: str,
 
     ctx = None
     report = runner.RunReport(outcome="noop")
+    failed = True
     try:
         ctx = runner.open_context(settings, log, run_id)
         runner.run(ctx, _planner(), report)
+        failed = False
     finally:
         summary["steps"] = [s.as_dict() for s in report.steps]
-        if report.plan is not None:
-            summary.update(state=report.plan.state, release=report.plan.release)
+        summary.update(_state_after(ctx, _planner(), report, failed))
         runner.close_context(ctx)
     summary["outcome"] = report.outcome
     return int(ExitCode.OK)
+
+
+#: How long the re-plan after a failed run may wait for one answer (the connection may be half dead).
+_REPLAN_READ_TIMEOUT_S = 30
+
+
+def _state_after(ctx: Any, planner: Any, report: Any, failed: bool) -> dict[str, Any]:
+    """The summary's ``state``/``release``: where the database is AFTER the run, and where it was
+    before (``from_state``/``from_release``) when the run planned work.
+
+    A run that did nothing is where its plan found it. Otherwise the same cheap planner looks
+    again on the work connection; when that connection is gone or the look fails, the state is
+    ``unknown`` (never the stale one). The re-plan never raises: the run's own outcome stands.
+    """
+    plan = report.plan
+    fields: dict[str, Any] = {}
+    if plan is not None and plan.steps:
+        fields.update(from_state=plan.state, from_release=plan.release)
+    if plan is not None and not failed and not report.steps:
+        return {**fields, "state": plan.state, "release": plan.release}
+    if ctx is None:  # never connected: nothing to say about the database
+        return fields
+    conn = ctx.conn
+    if conn is None or not getattr(conn, "open", False):
+        return {**fields, "state": "unknown"}
+    saved = getattr(conn, "_read_timeout", None)
+    try:
+        if failed:
+            conn._read_timeout = _REPLAN_READ_TIMEOUT_S
+            conn.rollback()  # a step that failed mid-transaction: read the database as it is now
+        after = planner(ctx)
+    except Exception as exc:  # noqa: BLE001 - the original outcome and exit code must stand
+        ctx.log.warning(events.STEP_NOTICE, step="summary", message=f"could not read the state after the run: {exc}")
+        return {**fields, "state": "unknown"}
+    finally:
+        if getattr(conn, "open", False):
+            conn._read_timeout = saved
+    return {**fields, "state": after.state, "release": after.release}
 
 
 def cmd_wait(args: argparse.Namespace, settings: Settings, log: Any, run_id: str, summary: dict) -> int:
@@ -246,30 +289,46 @@ def cmd_wait(args: argparse.Namespace, settings: Settings, log: Any, run_id: str
 
 
 def cmd_plan(args: argparse.Namespace, settings: Settings, log: Any, run_id: str, summary: dict) -> int:
-    from . import report, runner
+    from . import preflight, report, runner
 
     ctx = runner.open_context(settings, log, run_id)
     try:
         ctx.dry_run = True
         plan = _planner()(ctx)
-        step_plans = [step.plan(ctx) for step in plan.steps]
+        findings = preflight.check(ctx, plan.steps)
+        step_plans = [_step_plan(ctx, step, findings) for step in plan.steps]
         data = report.plan_dict(ctx, plan, step_plans)
+        data.update(findings.as_dict())
     finally:
         runner.close_context(ctx)
-    _print(args, data, report.render_plan)
+    _print(args, data, lambda d: report.render_blockers(d, prefix="-- ") + report.render_plan(d))
     summary.update(outcome="planned", state=plan.state, pending=len(plan.steps))
     return int(ExitCode.OK)
 
 
+def _step_plan(ctx: Any, step: Any, findings: Any) -> Any:
+    """A step's plan; a data stage that cannot be analysed for a blocker the preflight found (the
+    catalogue) says so instead of failing the whole report."""
+    from .steps import StepPlan
+
+    try:
+        return step.plan(ctx)
+    except ConfigError as exc:
+        if not findings.blockers:
+            raise
+        return StepPlan(step.name, "not analysed: " + exc.message, notes=[exc.message])
+
+
 def cmd_status(args: argparse.Namespace, settings: Settings, log: Any, run_id: str, summary: dict) -> int:
-    from . import report, runner
+    from . import preflight, report, runner
 
     ctx = runner.open_context(settings, log, run_id)
     try:
         data = report.status_dict(ctx, _planner())
+        data.update(preflight.check(ctx, _planner()(ctx).steps if data["pending"] else []).as_dict())
     finally:
         runner.close_context(ctx)
-    _print(args, data, report.render_status)
+    _print(args, data, lambda d: report.render_status(d) + report.render_blockers(d))
     summary.update(outcome="reported", state=data["state"])
     if args.check and data["state"] not in ("up_to_date",):
         raise PendingError(f"the database is not at {settings.target_version}: {data['state']}",

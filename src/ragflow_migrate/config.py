@@ -243,6 +243,8 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("batch_size", _positive_int, 5000, None, "--batch-size", None, "rows per data-migration transaction"),
     _Spec("sessions", _sessions, 2, None, "--sessions", None, "database sessions a data stage works on at once"),
     _Spec("create_database", _bool, False, None, "--create-database", None, "create the database when missing"),
+    _Spec("widen_columns", _bool, False, None, "--widen-columns", None,
+          "widen a column whose legacy values fit no lossless form of it (recorded, reported)"),
     _Spec("log_format", _choice(LOG_FORMATS), "auto", None, "--log-format", None, "json, console, or auto (TTY)"),
     _Spec("log_level", _choice(LOG_LEVELS), "info", None, "--log-level", None, "lowest level logged"),
     _Spec("termination_log", _path, "/dev/termination-log", None, "--termination-log", None, "summary file"),
@@ -275,6 +277,7 @@ class Settings:
     batch_size: int
     sessions: int
     create_database: bool
+    widen_columns: bool
     log_format: str
     log_level: str
     termination_log: str

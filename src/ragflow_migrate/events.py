@@ -28,6 +28,8 @@ _SPECS = (
     EventSpec("lock.acquired", "this run holds the advisory lock", ("lock", "connection_id", "waited_s")),
     EventSpec("lock.released", "the advisory lock was released", ("lock", "held_s")),
     EventSpec("lock.lost", "the connection holding the lock is gone; the run stops", ("lock", "reason")),
+    EventSpec("preflight.finished", "every pending step was checked before the first write (blockers stop the run)",
+              ("steps", "blockers", "widenings", "duration_s")),
     EventSpec("plan.ready", "what this run will do", ("state", "release", "target", "pending", "count", "notes")),
     EventSpec("step.started", "a migration step starts", ("step", "kind", "release")),
     EventSpec("step.progress", "progress of a long step",
@@ -45,10 +47,10 @@ _SPECS = (
     EventSpec("schema.drift", "the live schema differs from the target release",
               ("target", "count", "differences")),
     EventSpec("signal.received", "SIGTERM or SIGINT; the run stops at the next safe point", ("signal",)),
-    EventSpec("run.finished", "the summary of the run, also written to the termination-message file "
-              "(plus the error's details on failure)",
-              ("command", "outcome", "exit_code", "duration_s", "database", "target", "state", "release", "steps",
-               "error", "error_class", "hint")),
+    EventSpec("run.finished", "the summary of the run, also written to the termination-message file: the "
+              "state and release after the run (before it: from_*), the steps (plus the error's details on failure)",
+              ("command", "outcome", "exit_code", "duration_s", "database", "target", "state", "release",
+               "from_state", "from_release", "steps", "error", "error_class", "hint")),
     EventSpec("log.external", "a message from a library (peewee, peewee-migrate, tenacity, pymysql)",
               ("logger", "message")),
 )
@@ -63,6 +65,7 @@ LOCK_WAITING = "lock.waiting"
 LOCK_ACQUIRED = "lock.acquired"
 LOCK_RELEASED = "lock.released"
 LOCK_LOST = "lock.lost"
+PREFLIGHT_FINISHED = "preflight.finished"
 PLAN_READY = "plan.ready"
 STEP_STARTED = "step.started"
 STEP_PROGRESS = "step.progress"

@@ -181,7 +181,8 @@ def write_termination_message(path: str, summary: dict[str, Any]) -> bool:
         slim["steps_omitted"] = len(summary.get("steps") or [])
         text = _json_dumps(slim)
         if len(text.encode()) > _TERMINATION_LIMIT:
-            text = _json_dumps({k: slim.get(k) for k in ("outcome", "exit_code", "duration_s", "run_id")})
+            text = _json_dumps({k: slim.get(k) for k in ("outcome", "exit_code", "duration_s", "run_id", "state",
+                                                          "release")})
     try:
         with open(target, "w", encoding="utf-8") as handle:
             handle.write(text + "\n")

@@ -17,7 +17,7 @@ from typing import Any
 
 import pymysql
 
-from . import events
+from . import events, preflight
 from .config import Settings
 from .db import connect as db
 from .db import dialect
@@ -26,20 +26,37 @@ from .db.wait import wait_for_database
 from .errors import AuthError, DatabaseNewerError, MigrateError, StepFailedError
 from .journal import Journal
 from .releases import KNOWN_RELEASES
-from .steps import Plan, Planner, RunContext, Step
+from .steps import Plan, Planner, RunContext, Step, StepResult
 
 
 @dataclasses.dataclass
 class StepOutcome:
     step: str
     kind: str
-    status: str  # "applied" | "failed"
+    status: str  # "applied" | "skipped" (found nothing to do: see skip_reason) | "failed"
     duration_s: float
     rows: int = 0
     changes: int = 0
+    reason: str | None = None  # why a step was skipped
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+def skip_reason(step: Step, result: StepResult) -> str | None:
+    """Why a completed step counts as skipped, or None when it did something.
+
+    Skipped: it changed nothing and said why (``details["skipped"]``, e.g. a data stage whose
+    tables do not exist), or it is a data stage that changed nothing and read no row.
+    """
+    if result.changes:
+        return None
+    reason = result.details.get("skipped") if result.details else None
+    if reason:
+        return str(reason)
+    if step.kind == "data" and not result.rows:
+        return "nothing to do: no row to migrate"
+    return None
 
 
 @dataclasses.dataclass
@@ -100,17 +117,27 @@ def run(ctx: RunContext, planner: Planner, report: RunReport | None = None) -> R
         report.plan = plan
         return report
 
-    refuse_read_only(ctx)
+    report.plan = plan
+    preflight.enforce(ctx, plan.steps)  # before the lock, whose bookkeeping is already a write
     ctx.lock = AdvisoryLock(ctx.settings, ctx.log, ctx.run_id)
     ctx.lock.acquire()
     try:
+        checked = plan.pending
         plan = _checked(planner(ctx))  # under the lock: another runner may have done the work meanwhile
         report.plan = plan
+        if plan.pending != checked and plan.steps:
+            preflight.enforce(ctx, plan.steps)
         _log_plan(ctx, plan)
         journal = Journal(ctx.conn, ctx.run_id, ctx.settings.instance)
         for step in plan.steps:
             ctx.checkpoint()
-            report.steps.append(run_step(ctx, step, journal))
+            started = time.monotonic()
+            try:
+                report.steps.append(run_step(ctx, step, journal))
+            except BaseException:
+                report.steps.append(StepOutcome(step.name, step.kind, "failed",
+                                                round(time.monotonic() - started, 3)))
+                raise
             report.outcome = "migrated"
         ctx.checkpoint()
     finally:
@@ -139,8 +166,15 @@ def run_step(ctx: RunContext, step: Step, journal: Journal | None) -> StepOutcom
                 raise error from exc
         raise
     duration = time.monotonic() - started
+    reason = skip_reason(step, result)
+    if reason is not None:
+        result.details["skipped"] = reason  # the journal records it (status "finished", as every completed step)
     if entry is not None:
         journal.finished(entry, "finished", duration, result.rows, result.changes, result.details or None)
+    if reason is not None:
+        ctx.log.info(events.STEP_SKIPPED, step=step.name, reason=reason)
+        return StepOutcome(step.name, step.kind, "skipped", round(duration, 3), result.rows, result.changes,
+                           reason=reason)
     ctx.log.info(events.STEP_FINISHED, step=step.name, duration_s=round(duration, 3), rows=result.rows,
                  changes=result.changes)
     return StepOutcome(step.name, step.kind, "applied", round(duration, 3), result.rows, result.changes)

@@ -82,7 +82,13 @@ class Planner(Protocol):
 
 
 class Progress:
-    """Throttled ``step.progress`` events: done/total, percent, rate, elapsed, ETA after 1%."""
+    """Throttled ``step.progress`` events: done/total, percent, rate, elapsed, ETA after 1%.
+
+    Each event is logged once: :meth:`emit` does nothing when done and total are those of the
+    last event, so a stage may end with ``emit()`` (to log its final count) whether or not the
+    last ``advance`` already logged it. Nothing counted yet is not progress: a step that found
+    nothing to do logs no ``step.progress`` at all (its ``step.skipped`` says so).
+    """
 
     def __init__(self, ctx: RunContext, step: str, total: int | None, unit: str = "rows",
                  every_s: float = 2.0) -> None:
@@ -90,16 +96,21 @@ class Progress:
         self.done = 0
         self.started = time.monotonic()
         self._last = 0.0
+        self._emitted: tuple[int, int | None] | None = None  # (done, total) of the last event
 
     def advance(self, n: int, *, force: bool = False) -> None:
         self.done += n
         now = time.monotonic()
         if force or now - self._last >= self.every_s:
-            self._last = now
             self.emit(now)
 
     def emit(self, now: float | None = None) -> None:
+        """Log the current count, unless the last event already said it."""
+        if self._emitted == (self.done, self.total) or (self._emitted is None and not self.done):
+            return
         now = time.monotonic() if now is None else now
+        self._last = now
+        self._emitted = (self.done, self.total)
         elapsed = now - self.started
         rate = self.done / elapsed if elapsed > 0 else 0.0
         fields: dict[str, Any] = {

@@ -93,7 +93,7 @@ def steps_of(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     started = {e["step"]: e for e in events if e.get("event") == "step.started"}
     out = []
     for e in events:
-        if e.get("event") != "step.finished":
+        if e.get("event") not in ("step.finished", "step.skipped"):
             continue
         s = started.get(e["step"], {})
         rows = int(e.get("rows") or 0)
@@ -143,6 +143,9 @@ def upgrade(env: dict[str, str], workdir: Path, *, log_level: str, noop_runs: in
         "schema_s": round(sum(s["duration_s"] for s in steps if s["kind"] == "schema"), 3),
         "data_s": round(sum(s["duration_s"] for s in steps if s["kind"] == "data"), 3),
         "verify_s": round(sum(s["duration_s"] for s in steps if s["kind"] == "verify"), 3),
+        # the preflight: before the lock, and again under it only when the plan changed meanwhile
+        "preflight_s": round(sum(float(e.get("duration_s") or 0) for e in events
+                                 if e.get("event") == "preflight.finished"), 3),
         "statements": statements_of(events),
         "notices": [{k: e.get(k) for k in ("step", "message", "count")} for e in events
                     if e.get("event") == "step.notice"][:20],

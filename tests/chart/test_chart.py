@@ -260,7 +260,7 @@ def test_password_file_from_a_secret():
 def test_pod_name_from_the_downward_api_and_tool_settings():
     migrate = container(pod_spec(job({"migrate": {"lockTimeout": "20m", "waitTimeout": 120, "lockName": "x",
                                                   "batchSize": 1000, "sessions": 3, "createDatabase": True,
-                                                  "logLevel": "debug"}})), "ragflow-migrate")
+                                                  "widenColumns": True, "logLevel": "debug"}})), "ragflow-migrate")
     env = {e["name"]: e for e in migrate["env"]}
     assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     values = {k: v.get("value") for k, v in env.items()}
@@ -271,11 +271,12 @@ def test_pod_name_from_the_downward_api_and_tool_settings():
     assert values["RAGFLOW_MIGRATE_BATCH_SIZE"] == "1000"
     assert values["RAGFLOW_MIGRATE_SESSIONS"] == "3"
     assert values["RAGFLOW_MIGRATE_CREATE_DATABASE"] == "true"
+    assert values["RAGFLOW_MIGRATE_WIDEN_COLUMNS"] == "true"
     assert values["RAGFLOW_MIGRATE_LOG_FORMAT"] == "json"
     assert values["RAGFLOW_MIGRATE_LOG_LEVEL"] == "debug"
     default_env = {e["name"] for e in container(pod_spec(job()), "ragflow-migrate")["env"]}
     assert not {"RAGFLOW_MIGRATE_LOCK_NAME", "RAGFLOW_MIGRATE_BATCH_SIZE", "RAGFLOW_MIGRATE_SESSIONS",
-                "RAGFLOW_MIGRATE_CREATE_DATABASE",
+                "RAGFLOW_MIGRATE_CREATE_DATABASE", "RAGFLOW_MIGRATE_WIDEN_COLUMNS",
                 "RAGFLOW_MIGRATE_CONFIG", "RAGFLOW_MIGRATE_PASSWORD_FILE"} & default_env
 
 

@@ -442,7 +442,7 @@ def phase_of(events: list[dict[str, Any]]) -> str:
             phase = "lock"
         elif name in ("step.started", "step.statement", "step.progress", "step.notice", "step.waiting"):
             phase = event.get("step", phase)
-        elif name == "step.finished":
+        elif name in ("step.finished", "step.skipped"):
             phase = f"after {event.get('step')}"
         elif name == "lock.released":
             phase = "release"

@@ -295,8 +295,8 @@ def test_read_only_server_refuses_and_changes_nothing(forkrun, old_db):
     database = old_db(BEFORE_MODELS)
     server = database.server
     user = f"ro_{database.name[-6:]}"
-    server.create_user(user, "ro-pass-1", [f"SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX, DROP "
-                                           f"ON `{database.name}`.*"])
+    server.create_user(user, "ro-pass-1", [f"SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX, DROP, "
+                                           f"CREATE TEMPORARY TABLES ON `{database.name}`.*"])
     before = relkit.end_state(server, database.name)
     server.query("SET GLOBAL read_only = ON")
     try:
@@ -323,7 +323,10 @@ def test_user_without_alter_privilege_is_told_what_to_grant(forkrun, old_db, ref
         env = server.env(database.name, user, "na-pass-1")
         result = forkrun.run(env, "run")
         assert result.code == ExitCode.AUTH, result.explain()
-        assert "ALTER command denied" in result.summary["error"] and "Privileges" in result.summary["hint"]
+        # found by the preflight, before anything is written (the end state below proves it too)
+        assert f"lacks ALTER on {database.name}" in result.summary["error"] and "Privileges" in result.summary["hint"]
+        assert f"GRANT ALTER ON `{database.name}`.*" in result.summary["hint"]
+        assert not result.named("step.started")
         server.query(f"GRANT ALTER ON `{database.name}`.* TO '{user}'@'%'")
         again = forkrun.run(env, "run")
         assert again.code == 0, again.explain()

@@ -71,6 +71,10 @@ ragflow-migrate.container: one container of the tool.
     - name: RAGFLOW_MIGRATE_CREATE_DATABASE
       value: "true"
     {{- end }}
+    {{- if $v.migrate.widenColumns }}
+    - name: RAGFLOW_MIGRATE_WIDEN_COLUMNS
+      value: "true"
+    {{- end }}
     - name: RAGFLOW_MIGRATE_LOG_FORMAT
       value: {{ $v.migrate.logFormat | quote }}
     - name: RAGFLOW_MIGRATE_LOG_LEVEL

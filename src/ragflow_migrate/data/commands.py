@@ -103,16 +103,23 @@ def _dry_run(ctx: Any, args: argparse.Namespace, chosen: list[DataStage] | None,
 
 
 def _execute(ctx: Any, chosen: list[DataStage] | None, summary: dict) -> int:
-    from .. import runner
+    from .. import preflight, runner
     from ..db.lock import AdvisoryLock
     from ..journal import Journal
 
     summary["steps"] = []
-    runner.refuse_read_only(ctx)  # a replica cannot be migrated: say so before waiting for the lock
+    stages = _pending(ctx, chosen)
+    if not stages:
+        summary["outcome"] = "noop"
+        return int(ExitCode.OK)
+    preflight.enforce(ctx, list(stages))  # everything knowable, before the lock's first write
     ctx.lock = AdvisoryLock(ctx.settings, ctx.log, ctx.run_id)
     ctx.lock.acquire()
     try:
+        checked = [s.name for s in stages]
         stages = _pending(ctx, chosen)  # decided under the lock: another runner may have done it
+        if [s.name for s in stages] != checked and stages:
+            preflight.enforce(ctx, list(stages))
         journal = Journal(ctx.conn, ctx.run_id, ctx.settings.instance)
         for stage in stages:
             ctx.checkpoint()

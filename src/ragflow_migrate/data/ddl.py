@@ -49,14 +49,21 @@ def instance_table(collation: str | None) -> str:
     return _table("tenant_model_instance", body, collation)
 
 
-def model_table(name: str, collation: str | None, *, int_type: bool, indexes: bool = True) -> str:
+#: Column types of ``tenant_model`` that ``--widen-columns`` may have widened (a rebuild keeps them).
+MODEL_WIDENABLE = {"model_name": "varchar(128)", "extra": "varchar(1024)"}
+
+
+def model_table(name: str, collation: str | None, *, int_type: bool, indexes: bool = True,
+                widened: dict[str, str] | None = None) -> str:
     """``indexes=False``: the primary key only; :func:`model_indexes` adds the others afterwards (a
-    sorted index build after a bulk fill is much faster than maintaining them row by row)."""
+    sorted index build after a bulk fill is much faster than maintaining them row by row).
+    ``widened``: column → type for the columns ``--widen-columns`` widened (:data:`MODEL_WIDENABLE`)."""
+    types = {**MODEL_WIDENABLE, **{c: t for c, t in (widened or {}).items() if c in MODEL_WIDENABLE}}
     body = ("  `id` VARCHAR(32) NOT NULL,\n" + _TIMES
-            + "  `model_name` VARCHAR(128) NULL,\n  `provider_id` VARCHAR(32) NOT NULL,\n"
+            + f"  `model_name` {types['model_name'].upper()} NULL,\n  `provider_id` VARCHAR(32) NOT NULL,\n"
             "  `instance_id` VARCHAR(32) NOT NULL,\n"
             + ("  `model_type` INT NOT NULL,\n" if int_type else "  `model_type` VARCHAR(32) NOT NULL,\n")
-            + "  `status` VARCHAR(32) NOT NULL,\n  `extra` VARCHAR(1024) NOT NULL,\n  PRIMARY KEY (`id`)")
+            + f"  `status` VARCHAR(32) NOT NULL,\n  `extra` {types['extra'].upper()} NOT NULL,\n  PRIMARY KEY (`id`)")
     if indexes:
         body += ",\n" + ",\n".join("  " + k for k in _model_keys(int_type))
     return _table(name, body, collation)
@@ -131,6 +138,12 @@ def deviations(ctx: Any, meta: Meta, table: str, collation: str | None) -> list[
                         "column_default, collation_name FROM information_schema.columns WHERE table_schema = "
                         "DATABASE() AND table_name = %s ORDER BY ordinal_position", (table,))
     live = [(str(r[0]), str(r[1]).lower(), int(r[2]) if r[2] is not None else None, r[3] == "YES") for r in rows]
+    # a column --widen-columns widened is as expected when the record says so (schema/widenings.py)
+    from ..schema import widenings
+
+    recorded = widenings.recorded(ctx.conn)
+    live = [next((e for e in EXPECTED_COLUMNS if e[0] == c[0]), c)
+            if (table, c[0]) in recorded and c[0] in MODEL_WIDENABLE else c for c in live]
     if live != list(EXPECTED_COLUMNS):
         found.append("columns differ from v0.27.0")
     for r in rows:

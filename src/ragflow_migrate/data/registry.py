@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from ..errors import ConfigError
 from ..steps import RunContext, Step, StepPlan, StepResult
-from . import marker, state
+from . import gates, marker, state
 from .sqlkit import Meta
 from .stages.base import DataStage
 from .stages.id_migration import IdMigrationStage
@@ -31,8 +31,10 @@ from .stages.seeding import SeedingStage
 STAGE_CLASSES: tuple[type[DataStage], ...] = (
     ProviderStage, InstanceStage, LegacyModelStage, ModelIdStage, SeedingStage, MergeStage, IdMigrationStage,
 )
-GATES: tuple[str, ...] = ("v0.26.0", "v0.27.0")
+GATES: tuple[str, ...] = gates.GATES
 STAGE_NAMES: tuple[str, ...] = tuple(cls.stage for cls in STAGE_CLASSES)
+assert {g: tuple(c.stage for c in STAGE_CLASSES if c.gate == g) for g in GATES} == gates.STAGES, \
+    "data/gates.py must list the stage classes' names, gate by gate, in order"
 
 
 def all_stages() -> list[DataStage]:

@@ -27,7 +27,7 @@ from ...db import dialect
 from ...errors import ConfigError, DataRejectedError, StepFailedError
 from ...steps import RunContext, Step, StepPlan, StepResult
 from .. import catalog as catalog_module
-from .. import marker, sqlkit, staging, state
+from .. import gates, marker, sqlkit, staging, state, widen
 from ..sqlkit import Meta
 
 SAMPLE_ROWS = 5
@@ -41,6 +41,14 @@ class Rejection:
     count: int
     rows: list[Any]
     reason: str
+    #: Longest value in characters and bytes: set where ``--widen-columns`` may widen the column.
+    needed: tuple[int, int] | None = None
+
+
+#: What an operator reads when a value fits no lossless form of its column.
+WIDEN_HINT = ("to keep every value byte for byte, let the tool widen exactly these columns: --widen-columns "
+              "(RAGFLOW_MIGRATE_WIDEN_COLUMNS=true; chart value migrate.widenColumns=true); the widening is "
+              "recorded and reported by `schema diff` and `status`")
 
 
 @dataclasses.dataclass
@@ -55,9 +63,9 @@ class Work:
     executing: bool = False  # analyse() runs for apply(), not for a dry run
 
     def reject(self, table: str, column: str, limit: int | None, count: int, rows: list[Any],
-               reason: str = "too long for the column") -> None:
+               reason: str = "too long for the column", *, needed: tuple[int, int] | None = None) -> None:
         if count:
-            self.rejections.append(Rejection(table, column, limit, count, rows, reason))
+            self.rejections.append(Rejection(table, column, limit, count, rows, reason, needed))
 
 
 #: Ordinals per key in :meth:`IdSequence.sql_keyed` (catalogue rows, here).
@@ -147,8 +155,16 @@ class DataStage(Step):
                 result = StepResult(details={"skipped": "; ".join(work.notes)})
             else:
                 self.analyse(ctx, meta, work)
-                self.raise_rejections(work)
+                widened = self.settle_rejections(ctx, meta, work)
+                if widened:  # the stage's session tables took the old definitions: analyse again
+                    self.cleanup(ctx)
+                    meta.forget()
+                    work = Work(executing=True)
+                    self.analyse(ctx, meta, work)
+                    self.raise_rejections(work)
                 result = self.write(ctx, meta, work)
+                if widened:
+                    result.details["widened"] = widened
         except BaseException:
             staging.drop_all(ctx)  # a failure may leave them half-built
             raise
@@ -191,6 +207,24 @@ class DataStage(Step):
         work.notes.append(f"nothing to do: table(s) {', '.join(missing)} do not exist (yet)")
         return False
 
+    def settle_rejections(self, ctx: RunContext, meta: Meta, work: Work) -> list[dict[str, Any]]:
+        """Values that fit no lossless form of their column: widen the columns when the operator said so
+        (``--widen-columns``) and every rejection can be widened away; else stop, nothing written."""
+        if not work.rejections:
+            return []
+        if getattr(ctx.settings, "widen_columns", False) and all(r.needed for r in work.rejections):
+            done = []
+            for r in work.rejections:
+                assert r.needed is not None
+                reason = f"{r.count} value(s) of up to {r.needed[0]} characters ({r.reason}), e.g. {r.rows[:5]}"
+                change = widen.widen(ctx, self.name, meta, r.table, r.column, r.needed[0], r.needed[1], reason)
+                if change:
+                    done.append(change)
+            work.rejections.clear()
+            return done
+        self.raise_rejections(work)
+        return []
+
     def raise_rejections(self, work: Work) -> None:
         if not work.rejections:
             return
@@ -198,19 +232,19 @@ class DataStage(Step):
         parts = [f"{r.table}.{r.column}: {r.count} row(s) {r.reason}"
                  + (f" (limit {r.limit} characters)" if r.limit else "") + f", e.g. {r.rows}"
                  for r in work.rejections]
+        widenable = all(r.needed for r in work.rejections)
         raise DataRejectedError(
-            f"{self.name}: legacy rows cannot be migrated without losing data; nothing was written: "
+            f"{self.name}: legacy values that fit no lossless form of their column; nothing was written: "
             + "; ".join(parts),
-            hint="fix or shorten those rows (they are named by their tenant_llm id or key), then run again",
+            hint=WIDEN_HINT if widenable else "the values are named above; correct the source (the catalogue "
+            "or the rows) so that they fit, then run again",
             table=first.table, column=first.column, rows=first.rows, count=first.count,
         )
 
     def complete_gate(self, ctx: RunContext) -> None:
         """Write RAGFlow's marker once every stage of this gate has finished (never backwards)."""
-        from .. import registry
-
         records = state.read(ctx.conn)
-        if all(state.finished(records, s.stage) for s in registry.stages_of(self.gate)):
+        if all(state.finished(records, name) for name in gates.STAGES[self.gate]):
             marker.write(ctx, self.gate, self.name)
 
     #: The table whose rows make this stage need the catalogue (none: nothing to read it for).

@@ -101,21 +101,26 @@ class InstanceStage(DataStage):
             columns=("provider_id", "instance_name", "api_key_prefix", "status", "extra", "legacy_rows"))
 
     def _precheck(self, ctx: RunContext, meta: Meta, work: Work) -> None:
-        """A key or base URL that does not fit stops the stage before anything is written (FIX D6)."""
-        for column, expr in (("api_key", "n.`api_key`"), ("extra", "n.`extra`")):
-            limit = meta.max_length("tenant_model_instance", column)
-            if limit is None:
-                continue
-            where = f"CHAR_LENGTH({expr}) > %s"
-            count = int(sqlkit.scalar(ctx.conn, render("SELECT COUNT(*) FROM {t} n WHERE ", t=NEW) + where,
-                                      (limit,)) or 0)
+        """A key or base URL that does not fit stops the stage before anything is written (FIX D6), or,
+        with ``--widen-columns``, widens the column first: counted with the longest value, in one read."""
+        checks = [(c, e, meta.max_length("tenant_model_instance", c)) for c, e in
+                  (("api_key", "n.`api_key`"), ("extra", "n.`extra`"))]
+        checks = [(c, e, limit) for c, e, limit in checks if limit is not None]
+        if not checks:
+            return
+        reads = ", ".join(f"COALESCE(SUM(CHAR_LENGTH({e}) > %s), 0), COALESCE(MAX(CHAR_LENGTH({e})), 0), "
+                          f"COALESCE(MAX(LENGTH({e})), 0)" for _c, e, _l in checks)
+        found = sqlkit.query(ctx.conn, f"SELECT {reads} " + render("FROM {t} n", t=NEW),
+                             tuple(limit for _c, _e, limit in checks))[0]
+        for i, (column, expr, limit) in enumerate(checks):
+            count, chars, nbytes = (int(v) for v in found[3 * i:3 * i + 3])
             if count:
                 rows = sqlkit.query(ctx.conn, render(
                     "SELECT s.`src_id`, s.`tenant_id`, s.`llm_factory`, s.`llm_name` FROM {t} n "
-                    "JOIN {l} s ON s.`seq` = n.`rep_seq` WHERE ", t=NEW, l=staging.LLM) + where
-                    + " ORDER BY n.`n` LIMIT 20", (limit,))
+                    "JOIN {l} s ON s.`seq` = n.`rep_seq` WHERE ", t=NEW, l=staging.LLM)
+                    + f"CHAR_LENGTH({expr}) > %s ORDER BY n.`n` LIMIT 20", (limit,))
                 work.reject("tenant_model_instance", column, limit, count,
-                            [_row_ref(r) for r in rows], "longer than the column")
+                            [_row_ref(r) for r in rows], "longer than the column", needed=(chars, nbytes))
 
     def write(self, ctx: RunContext, meta: Meta, work: Work) -> StepResult:
         conn = ctx.conn

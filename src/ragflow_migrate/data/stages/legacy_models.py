@@ -156,16 +156,18 @@ class LegacyModelStage(DataStage):
             return
         join = render("FROM {sel} r JOIN {llm} s ON s.`seq` = r.`seq` WHERE r.`instance_id` IS NOT NULL",
                       sel=SEL, llm=staging.LLM)
-        sums = ", ".join(f"COALESCE(SUM(CHAR_LENGTH({e}) > %s), 0)" for _c, e, _l in checks)
-        counts = sqlkit.query(ctx.conn, f"SELECT {sums} {join}", tuple(limit for _c, _e, limit in checks))[0]
-        for (column, expr, limit), count in zip(checks, counts, strict=True):
-            if int(count):
+        reads = ", ".join(f"COALESCE(SUM(CHAR_LENGTH({e}) > %s), 0), COALESCE(MAX(CHAR_LENGTH({e})), 0), "
+                          f"COALESCE(MAX(LENGTH({e})), 0)" for _c, e, _l in checks)
+        found = sqlkit.query(ctx.conn, f"SELECT {reads} {join}", tuple(limit for _c, _e, limit in checks))[0]
+        for i, (column, expr, limit) in enumerate(checks):
+            count, chars, nbytes = (int(v) for v in found[3 * i:3 * i + 3])
+            if count:
                 rows = sqlkit.query(ctx.conn, "SELECT s.`src_id`, s.`tenant_id`, s.`llm_factory`, s.`llm_name` "
                                     + join + " AND CHAR_LENGTH(" + expr + ") > %s ORDER BY r.`seq` LIMIT 20",
                                     (limit,))
-                work.reject("tenant_model", column, limit, int(count),
+                work.reject("tenant_model", column, limit, count,
                             [{"tenant_llm.id": r[0], "tenant_id": r[1], "llm_factory": r[2], "llm_name": r[3]}
-                             for r in rows])
+                             for r in rows], needed=(chars, nbytes))
 
     def write(self, ctx: RunContext, meta: Meta, work: Work) -> StepResult:
         conn = ctx.conn

@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 
 from ...errors import StepFailedError
 from ...steps import RunContext, StepResult
-from .. import ddl, sqlkit, staging
+from .. import ddl, limits, sqlkit, staging
 from ..sqlkit import Meta, render
 from . import seed_merge
 from .base import DataStage, Work
@@ -46,6 +46,20 @@ NEW_TABLE = "ragflow_migrate_tmp_tenant_model"
 BACKUP_PREFIX = "ragflow_migrate_bak_"
 RAGFLOW_TMP = "tenant_model_merge_tmp"
 RAGFLOW_BACKUP = "tenant_model_backup"
+
+def _widened_types(meta: Meta) -> dict[str, str]:
+    """The live ``tenant_model`` columns wider than v0.27.0 declares them (``--widen-columns``): the
+    rebuilt table keeps them, so no value that fitted before stops fitting."""
+    out = {}
+    for column, declared in ddl.MODEL_WIDENABLE.items():
+        info = meta.column("tenant_model", column)
+        if info is None:
+            continue
+        live, want = limits.of_type("tenant_model", column, info.column_type), limits.of_type("", "", declared)
+        if live.bytes is not None or (live.chars or 0) > (want.chars or 0):
+            out[column] = info.column_type
+    return out
+
 
 class MergeStage(DataStage):
     stage = "model_type_merge"
@@ -154,8 +168,8 @@ class MergeStage(DataStage):
             if meta.has_table(leftover):
                 sqlkit.logged(ctx, self.name, render("DROP TABLE {t}", t=leftover), level="info")
         before = self._fingerprint(ctx)
-        sqlkit.logged(ctx, self.name, ddl.model_table(NEW_TABLE, work.data["collation"], int_type=True, indexes=False),
-                      level="info")
+        sqlkit.logged(ctx, self.name, ddl.model_table(NEW_TABLE, work.data["collation"], int_type=True, indexes=False,
+                                                      widened=_widened_types(meta)), level="info")
         return before
 
     def _fingerprint(self, ctx: RunContext) -> tuple:

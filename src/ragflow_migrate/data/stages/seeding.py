@@ -192,8 +192,11 @@ def build_catalog(ctx: RunContext, stage: DataStage, meta: Meta, work: Work) -> 
             continue
         bad = sqlkit.query(conn, render("SELECT DISTINCT `provider_name`, `llm_name` FROM {t} WHERE "
                                         "CHAR_LENGTH(", t=CAT) + expr + ") > %s", (limit,))
-        work.reject("tenant_model", column, limit, len(bad), [list(b) for b in bad[:20]],
-                    f"too long in the catalogue {catalog.path}")
+        if bad:
+            longest = sqlkit.query(conn, f"SELECT MAX(CHAR_LENGTH({expr})), MAX(LENGTH({expr})) "
+                                   + render("FROM {t}", t=CAT))[0]
+            work.reject("tenant_model", column, limit, len(bad), [list(b) for b in bad[:20]],
+                        f"too long in the catalogue {catalog.path}", needed=(int(longest[0]), int(longest[1])))
 
 
 def load_catalog(conn: Any, rows: list[tuple]) -> None:
