@@ -681,6 +681,23 @@ class Generator:
             "forgetting_policy": "'FIFO'", "temperature": "0.5", "system_prompt": "NULL", "user_prompt": "NULL",
         }, "FROM `_bench_seq` q " + tenant10 + " WHERE q.n >= %s AND q.n < %s", self.chunks(n_small))
 
+    def long_references(self) -> None:
+        """Every 300th tenant embeds with a custom model of a long name (as users name them): its
+        ``model@OpenAI-API-Compatible`` reference is 125 characters, so it fits VARCHAR(128) as
+        ``m@p`` but not as ``m@default@p`` (it stays two-part: the preflight's lossless default)."""
+        factory = "OpenAI-API-Compatible"
+        name = f"CONCAT('long-embedding-model-', LPAD(t.n, 8, '0'), '-', REPEAT('x', {125 - len(factory) - 1 - 30}))"
+        self.fill("tenant_llm", {
+            **times("t.n * 60 + 59"), "tenant_id": "t.id", "llm_factory": f"'{factory}'", "model_type": "'embedding'",
+            "llm_name": name, "api_key": "CONCAT('sk-long-', t.n)", "api_base": "'http://embed.local:8000/v1'",
+            "max_tokens": "8192", "used_tokens": "0", "status": "'1'",
+        }, "FROM `_bench_tenant` t WHERE t.n MOD 300 = 7")
+        ref = f"CONCAT({name}, '@{factory}')"
+        self.db.execute(f"UPDATE `tenant` x JOIN `_bench_tenant` t ON t.id = x.id SET x.embd_id = {ref} "
+                        "WHERE t.n MOD 300 = 7")
+        self.db.execute(f"UPDATE `knowledgebase` x JOIN `_bench_tenant` t ON t.id = x.tenant_id SET x.embd_id = {ref} "
+                        "WHERE t.n MOD 300 = 7")
+
     def catalogue_tables(self) -> None:
         """llm_factories and llm, as RAGFlow's startup fills them from the catalogue."""
         started = time.monotonic()
@@ -740,8 +757,8 @@ class Generator:
         started = time.monotonic()
         self.helpers(profiles)
         self.timings["helpers"] = time.monotonic() - started
-        for part in (self.users, self.tenant_llm, self.knowledge, self.chats, self.agents, self.catalogue_tables,
-                     self.restore_indexes, self.legacy_int_ids):
+        for part in (self.users, self.tenant_llm, self.knowledge, self.chats, self.agents, self.long_references,
+                     self.catalogue_tables, self.restore_indexes, self.legacy_int_ids):
             t = time.monotonic()
             part()
             self.db.log(f"  {part.__name__}: {time.monotonic() - t:.1f}s")

@@ -50,7 +50,8 @@ def test_xs_database_has_the_documented_shape(database, release):
     tenants = generate.SCALES["XS"]
     rows = result["rows"]
     assert rows["tenant"] == rows["user"] == rows["dialog"] == tenants
-    assert rows["tenant_llm"] == 10 * tenants
+    long_names = len(range(7, tenants, 300))  # every 300th tenant's custom model with a long name
+    assert rows["tenant_llm"] == 10 * tenants + long_names
     assert rows["document"] == rows["task"] == 10 * tenants
     assert rows["knowledgebase"] == rows["conversation"] == 2 * tenants
     assert rows["user_tenant"] == tenants + tenants // 10
@@ -73,3 +74,7 @@ def test_xs_database_has_the_documented_shape(database, release):
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     finished = [json.loads(line) for line in run.stdout.splitlines() if '"run.finished"' in line]
     assert finished and finished[-1]["outcome"] == "migrated"
+    # the long m@p references stay two-part (they would not fit as m@default@p) and are resolved
+    long_refs = database.query("SELECT embd_id, tenant_embd_id FROM tenant WHERE embd_id LIKE 'long-embedding-%'")
+    assert len(long_refs) == long_names and all(len(r) == 125 and "@default@" not in r for r, _ in long_refs)
+    assert all(i and len(i) == 32 for _r, i in long_refs), long_refs
