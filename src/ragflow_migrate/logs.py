@@ -22,7 +22,7 @@ from typing import Any, TextIO
 import structlog
 import structlog.tracebacks
 
-from . import events
+from . import console, events
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 _EXTERNAL_LOGGERS = ("peewee", "peewee_migrate", "tenacity", "pymysql")
@@ -101,7 +101,7 @@ def configure(
         fmt = "console" if getattr(stream, "isatty", lambda: False)() else "json"
     renderer: Any
     if fmt == "console":
-        renderer = structlog.dev.ConsoleRenderer(colors=getattr(stream, "isatty", lambda: False)())
+        renderer = console.ConsoleRenderer(stream, level=level)  # colours only on a TTY, never with NO_COLOR
     else:
         renderer = structlog.processors.JSONRenderer(serializer=_json_dumps)
 
