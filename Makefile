@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 .PHONY: help
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-16s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml requirements/runtime.lock requirements/test.lock
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ lock: venv ## re-resolve requirements/*.lock (with hashes) from requirements/*.i
 servers: ## provision MariaDB 10.11 and Oracle MySQL 9.7 (chroot) for the tests (root; first time: minutes)
 	bash tests/servers/provision.sh
 
+.PHONY: servers-mariadb
+servers-mariadb: ## provision MariaDB 10.11 alone (what the demo uses; no MySQL chroot)
+	PROVISION_ONLY=mariadb bash tests/servers/provision.sh
+
 .PHONY: tools
 tools: ## install chart/image test tools (helm, kubectl, kubernetes-validate, hadolint, checkov; buildah, podman)
 	bash tests/tools/install.sh all
@@ -51,8 +55,8 @@ lint: venv ## static checks
 	$(VENV)/bin/ruff check src tests
 
 .PHONY: demo
-demo: venv servers ## a throwaway MariaDB with an old RAGFlow database, upgraded before your eyes
-	$(PY) tests/demo/demo.py
+demo: venv servers-mariadb ## a throwaway MariaDB with an old RAGFlow database, upgraded before your eyes
+	$(PY) tests/demo/demo.py $(if $(DEMO_KEEP),--keep)
 
 .PHONY: bench
 bench: venv servers ## upgrade generated S and M databases on both servers, timed per step (BENCH_SCALES=S,M,L adds L)

@@ -18,7 +18,7 @@ import peewee
 import pymysql
 
 from . import __version__, events, interrupt, logs
-from .config import LOG_FORMATS, LOG_LEVELS, SPECS, Settings, env_flag, load_settings
+from .config import LOG_FORMATS, LOG_LEVELS, READ_ONLY_WAIT_TIMEOUT, SPECS, Settings, env_flag, load_settings
 from .errors import ConfigError, ExitCode, MigrateError, PendingError
 from .releases import KNOWN_RELEASES, NEWEST_RELEASE
 
@@ -55,7 +55,9 @@ def _common_options() -> argparse.ArgumentParser:
     tool.add_argument("--target-version", help=f"RAGFlow release to migrate to (default {NEWEST_RELEASE}; "
                       f"known: {', '.join(KNOWN_RELEASES)})")
     tool.add_argument("--catalog", help="RAGFlow's llm_factories.json (default /ragflow/conf/llm_factories.json)")
-    tool.add_argument("--wait-timeout", help="overall deadline to reach MySQL (default 300s)")
+    tool.add_argument("--wait-timeout", help="overall deadline to reach MySQL (default 300s for run, wait, "
+                      f"wait-for-version, schema apply, data --execute; {READ_ONLY_WAIT_TIMEOUT:g}s for the read-only "
+                      "status, plan, schema diff, data --dry-run)")
     tool.add_argument("--connect-timeout", help="timeout of one connection attempt (default 5s)")
     tool.add_argument("--lock-name", help="advisory lock name (default init_database_tables, RAGFlow's own)")
     tool.add_argument("--lock-timeout", help="how long to wait for the lock (default 600s)")
@@ -159,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings: Settings | None = None
     summary: dict[str, Any] = {"command": args.command, "run_id": run_id}
     try:
-        settings = load_settings(_flags(args))
+        settings = load_settings(_flags(args), wait_timeout_default=_wait_default(key, args))
         logs.configure(fmt=settings.log_format, level=settings.log_level, stream=stream,
                        secrets=[settings.password.reveal()])
         log = logs.get_logger()
@@ -194,6 +196,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     _finish(settings, summary, code, started, log)
     return code
+
+
+#: Verbs that only read (``data`` too, unless --execute or --create-table-only; ``run --dry-run``
+#: is ``plan``): without a configured wait deadline they give up after READ_ONLY_WAIT_TIMEOUT.
+READ_ONLY_COMMANDS = frozenset({"status", "plan", "schema diff", "data"})
+
+
+def _wait_default(key: str, args: argparse.Namespace) -> float | None:
+    """The verb's default wait deadline when it differs from the settings table's (300 s)."""
+    writes = any(getattr(args, flag, False) for flag in ("execute", "create_table_only"))
+    if (key in READ_ONLY_COMMANDS and not writes) or (key == "run" and getattr(args, "dry_run", False)):
+        return READ_ONLY_WAIT_TIMEOUT
+    return None
 
 
 def _handler_key(args: argparse.Namespace) -> str:

@@ -36,6 +36,10 @@ DEFAULT_CATALOG = "/ragflow/conf/llm_factories.json"
 DEFAULT_LOCK_NAME = "init_database_tables"  # RAGFlow's own startup lock: serialises with it
 LOG_FORMATS = ("auto", "json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+#: The wait deadline of the read-only verbs (status, plan, schema diff, data's dry run) when nothing
+#: sets one: a person typing `status` wants the answer in seconds; the verbs that do the work
+#: (an initContainer's `run`, `wait`, `wait-for-version`) keep the long default of the settings table.
+READ_ONLY_WAIT_TIMEOUT = 10.0
 
 
 class Secret:
@@ -309,11 +313,16 @@ class Settings:
 def load_settings(
     flags: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
+    *,
+    wait_timeout_default: float | None = None,
 ) -> Settings:
     """Resolve the settings from flags (already parsed by the CLI), environment and files.
 
     ``flags`` maps setting names to values the user gave on the command line (absent or
-    ``None`` = not given). ``environ`` defaults to ``os.environ``.
+    ``None`` = not given). ``environ`` defaults to ``os.environ``. ``wait_timeout_default``
+    replaces the table's default wait deadline (the CLI passes :data:`READ_ONLY_WAIT_TIMEOUT`
+    for the read-only verbs); a flag, variable or YAML value still wins, and the source stays
+    ``default``.
     """
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     env = os.environ if environ is None else environ
@@ -334,6 +343,8 @@ def load_settings(
     for spec in _SPECS:
         values[spec.name] = spec.default
         sources[spec.name] = "default"
+    if wait_timeout_default is not None:
+        values["wait_timeout"] = _duration(wait_timeout_default)
 
     # Which YAML file? Flag, then environment; otherwise RAGFlow's path when it exists.
     config_path: str | None = None

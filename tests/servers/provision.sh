@@ -13,8 +13,16 @@
 #
 # Idempotent: safe to run again, and concurrently (a lock serialises runs).
 # Environment: RAGFLOW_MIGRATE_SRV (cache folder), DEBIAN_MIRROR (default: the host's mirror),
-#              PROVISION_SKIP_TEMPLATE=1 (do not prepare the MySQL template datadir).
+#              PROVISION_SKIP_TEMPLATE=1 (do not prepare the MySQL template datadir),
+#              PROVISION_ONLY=mariadb (MariaDB alone: no debootstrap, no MySQL chroot, no template;
+#              what `make demo` uses). Empty or `all`: both servers (`make test`).
 set -euo pipefail
+
+ONLY=${PROVISION_ONLY:-all}
+case $ONLY in
+    all | mariadb) ;;
+    *) echo "provision.sh: PROVISION_ONLY must be empty, 'all' or 'mariadb', not '$ONLY'" >&2; exit 2 ;;
+esac
 
 SRV=${RAGFLOW_MIGRATE_SRV:-/srv/ragflow-migrate}
 CHROOT=$SRV/mysql-sid
@@ -27,6 +35,13 @@ T0=$(date +%s.%N)
 elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}'; }
 log() { printf '[provision %6ss] %s\n' "$(elapsed "$T0")" "$*"; }
 die() { log "ERROR: $*" >&2; exit 1; }
+
+# MariaDB alone and already installed: nothing to do (no root, no lock needed).
+have() { command -v "$1" >/dev/null 2>&1 || [[ -x /usr/sbin/$1 || -x /usr/bin/$1 ]]; }
+if [[ $ONLY == mariadb ]] && have mariadbd && have mariadb-install-db; then
+    log "mariadb: present ($(/usr/sbin/mariadbd --version 2>/dev/null | sed -n 's/.*Ver \([^ ]*\).*/\1/p')); done (PROVISION_ONLY=mariadb)"
+    exit 0
+fi
 
 [[ $(id -u) -eq 0 ]] || die "must run as root (it installs packages and builds a chroot)"
 export DEBIAN_FRONTEND=noninteractive
@@ -53,7 +68,6 @@ apt_install() {
 
 # ---------------------------------------------------------------------------------------------
 # MariaDB 10.11 (host packages)
-have() { command -v "$1" >/dev/null 2>&1 || [[ -x /usr/sbin/$1 || -x /usr/bin/$1 ]]; }
 if have mariadbd && have mariadb-install-db; then
     log "mariadb: present ($(/usr/sbin/mariadbd --version 2>/dev/null | sed -n 's/.*Ver \([^ ]*\).*/\1/p'))"
 else
@@ -71,6 +85,11 @@ else
     [[ -x /usr/sbin/mariadbd ]] || die "mariadb-server installed but /usr/sbin/mariadbd is missing"
 fi
 have mariadb-install-db || die "mariadb-install-db is missing after installing mariadb-server"
+
+if [[ $ONLY == mariadb ]]; then
+    log "done (PROVISION_ONLY=mariadb: no MySQL chroot)"
+    exit 0
+fi
 
 # ---------------------------------------------------------------------------------------------
 # debootstrap

@@ -36,6 +36,26 @@ def test_closed_port_waits_logs_each_attempt_and_exits_unreachable(tmp_path):
     assert json.loads((tmp_path / "term").read_text())["exit_code"] == 3
 
 
+def test_status_on_a_closed_port_gives_up_after_the_short_read_only_default(tmp_path):
+    """A person typing `status` wants the answer in seconds: 10 s unless a deadline is configured."""
+    env = {"MYSQL_HOST": "127.0.0.1", "MYSQL_PORT": str(closed_port()),
+           "RAGFLOW_MIGRATE_TERMINATION_LOG": str(tmp_path / "term")}
+    started = time.monotonic()
+    result = run_tool(env, "status", timeout=60)
+    elapsed = time.monotonic() - started
+    assert result.code == ExitCode.UNREACHABLE, result.stderr
+    assert 9.5 <= elapsed < 15, f"took {elapsed:.1f}s"
+    assert "did not answer within 10s" in result.summary["error"]
+    assert result.named(events.DB_WAIT_ATTEMPT)
+
+    started = time.monotonic()
+    explicit = run_tool(env, "status", "--wait-timeout", "2", timeout=60)
+    elapsed = time.monotonic() - started
+    assert explicit.code == ExitCode.UNREACHABLE, explicit.stderr
+    assert 1.5 <= elapsed < 6, f"took {elapsed:.1f}s for --wait-timeout 2"
+    assert "did not answer within 2s" in explicit.summary["error"]
+
+
 def test_unknown_host_is_retried_as_dns_not_ready(tmp_path):
     env = {"MYSQL_HOST": "no-such-host.invalid", "RAGFLOW_MIGRATE_WAIT_TIMEOUT": "2"}
     result = run_tool(env, "wait")
