@@ -64,8 +64,11 @@ def overflows(conn: Any, pending: set[str], catalog: Catalog | None) -> list[Ove
     out: list[Overflow] = []
     legacy = meta.has_table("tenant_llm")
     if "tenant_model_instance" in pending and legacy:
-        out += _instance_keys(conn, meta)
-        out += _instance_extra(conn, meta)
+        key_target = limits.target(meta, "tenant_model_instance", "api_key", "v0.26.0")
+        extra_target = limits.target(meta, "tenant_model_instance", "extra", "v0.26.0")
+        pairs, bases = _candidates(conn, meta, key_target, extra_target)
+        out += _instance_keys(conn, meta, key_target, pairs)
+        out += _instance_extra(conn, meta, extra_target, bases)
     if "tenant_model" in pending and legacy:
         out += _legacy_models(conn, meta, catalog)
     if pending & {"tenant_model_seeding", "model_type_merge"} and catalog is not None:
@@ -100,14 +103,31 @@ def _fold(meta: Meta, table: str, column: str):
     return lambda v: v.casefold().rstrip(" ") if isinstance(v, str) else v
 
 
-def _instance_keys(conn: Any, meta: Meta) -> list[Overflow]:
+def _candidates(conn: Any, meta: Meta, key_target: limits.Target | None, extra_target: limits.Target | None
+                ) -> tuple[list[tuple], list[str]]:
+    """One scan of ``tenant_llm`` for stage 2's two checks: the (tenant, factory) pairs with a key too
+    long for ``api_key``, and the base URLs whose ``{"base_url": …}`` may be too long for ``extra``."""
+    key = _too_long("`api_key`", key_target) if key_target and limits.is_string(key_target) else "0"
+    base = "0"
+    if extra_target and limits.is_string(extra_target) and "api_base" in meta.columns("tenant_llm"):
+        room = (extra_target.chars if extra_target.chars is not None else extra_target.bytes // 4) - 16
+        # {"base_url": ""} takes 16 characters; JSON escapes '"' and '\\' with one more, a control
+        # character with up to five more: only such URLs, or a very long one, can outgrow the column
+        base = (f"(CHAR_LENGTH(`api_base`) > {max(0, room // 6)} AND (LOCATE('\"', `api_base`) > 0 "
+                f"OR LOCATE('\\\\', `api_base`) > 0 OR `api_base` REGEXP '[[:cntrl:]]') "
+                f"OR CHAR_LENGTH(`api_base`) > {max(0, room)})")
+    if key == "0" and base == "0":
+        return [], []
+    rows = sqlkit.query(conn, f"SELECT DISTINCT `tenant_id`, `llm_factory`, {key}, "
+                        f"IF({base}, `api_base`, NULL) FROM `tenant_llm` WHERE {key} OR {base}")
+    pairs = sorted({(r[0], r[1]) for r in rows if r[2]})
+    bases = sorted({r[3] for r in rows if r[3] is not None})
+    return pairs, bases
+
+
+def _instance_keys(conn: Any, meta: Meta, target: limits.Target | None, pairs: list[tuple]) -> list[Overflow]:
     """Stage 2: each new instance stores its representative legacy key; is any too long?"""
-    target = limits.target(meta, "tenant_model_instance", "api_key", "v0.26.0")
-    if target is None or not limits.is_string(target):
-        return []
-    pairs = sqlkit.query(conn, "SELECT DISTINCT `tenant_id`, `llm_factory` FROM `tenant_llm` WHERE "
-                         + _too_long("`api_key`", target))
-    if not pairs:
+    if target is None or not pairs:
         return []
     has_id = "id" in meta.columns("tenant_llm")
     base = "`api_base`" if "api_base" in meta.columns("tenant_llm") else "NULL"
@@ -154,15 +174,10 @@ def _existing_identities(conn: Any, meta: Meta, marks: str, args: tuple, fold) -
             for tenant, name, key, extra in rows}
 
 
-def _instance_extra(conn: Any, meta: Meta) -> list[Overflow]:
+def _instance_extra(conn: Any, meta: Meta, target: limits.Target | None, bases: list[str]) -> list[Overflow]:
     """Stage 2: an instance's ``extra`` is ``{"base_url": …}`` of its legacy ``api_base``."""
-    target = limits.target(meta, "tenant_model_instance", "extra", "v0.26.0")
-    if target is None or "api_base" not in meta.columns("tenant_llm") or not limits.is_string(target):
+    if target is None or not bases:
         return []
-    # {"base_url": ""} is 16 characters, and JSON writes a character as at most 6 (\u001f)
-    shortest = max(0, ((target.chars if target.chars is not None else target.bytes // 4) - 16) // 6)
-    bases = [r[0] for r in sqlkit.query(conn, "SELECT DISTINCT `api_base` FROM `tenant_llm` "
-                                        "WHERE CHAR_LENGTH(`api_base`) > %s", (shortest,))]
     too_long = [(b, canonical.instance_extra(b)) for b in bases if not _fits(canonical.instance_extra(b), target)]
     if not too_long:
         return []

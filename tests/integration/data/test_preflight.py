@@ -156,3 +156,23 @@ def test_a_missing_privilege_is_exit_4_before_anything(legacy_at, missing):
     assert result.code == 4, result.stdout[-2000:]
     assert missing in result.summary["error"] and f"GRANT {missing}" in result.summary["hint"]
     assert not differences(before, fingerprint(legacy.conn))
+
+
+def test_a_base_url_whose_json_outgrows_extra_is_found_before_anything(legacy_at):
+    """{"base_url": …} of a 255-character api_base full of quotes is 517 characters: extra is 512."""
+    legacy = legacy_at("v0.25.6")
+    base = "http://h/" + '"' * 246
+    ds.tenant(legacy.conn, "t1", llm_id="llama3@Ollama")
+    ds.llm(legacy.conn, "t1", "Ollama", "llama3", "x", api_base=base)
+    ds.llm(legacy.conn, "t1", "Ollama", "qwen", "x", api_base="http://ollama:11434")
+    before = fingerprint(legacy.conn)
+    result = run_tool(_env(legacy), "run")
+    assert result.code == 10, result.stdout[-2000:]
+    (blocker,) = result.summary["blockers"]
+    assert (blocker["column"], blocker["count"], blocker["longest_chars"]) == ("extra", 1, 517)
+    assert not differences(before, fingerprint(legacy.conn))
+    result = run_tool(_env(legacy, "widen"), "run")
+    assert result.code == 0, result.stdout[-2000:]
+    bases = {json.loads(e)["base_url"] for (e,) in legacy.q("SELECT extra FROM tenant_model_instance")}
+    assert bases == {base, "http://ollama:11434"}
+    assert ds.column_type(legacy.conn, "tenant_model_instance", "extra") == "varchar(517)"
