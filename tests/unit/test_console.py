@@ -30,6 +30,7 @@ class Stream(io.StringIO):
 @pytest.fixture(autouse=True)
 def _no_color_unset(monkeypatch):
     monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("COLUMNS", "200")  # the transient line is cut to the terminal: a known width
 
 
 def configure(tty: bool = False, level: str = "info", secrets=()) -> Stream:
