@@ -63,7 +63,7 @@ def test_every_page_once_on_separate_sessions(ctx):
     # the other sessions are closed afterwards
     others = [s["id"] for s in states[1:]]
     marks = ", ".join(["%s"] * len(others))
-    assert not db.query(c.conn, f"SELECT id FROM information_schema.processlist WHERE id IN ({marks})", others)
+    assert not _still_listed(c.conn, f"SELECT id FROM information_schema.processlist WHERE id IN ({marks})", others)
 
 
 def test_other_sessions_keep_the_settings_but_not_the_staging_tables_of_the_work_connection(ctx):
@@ -300,3 +300,14 @@ def test_bound_strings_round_trip_every_character(ctx, sql_mode, monkeypatch):
         assert db.query(c.conn, "SELECT n FROM lit WHERE s = %s AND n = %s", (text, n)) == [(n,)]
     # ours escaped them, unless the session has no backslash escapes (then pymysql's own '' rule)
     assert (set(NASTY) <= set(calls)) == (sql_mode == "ours"), len(calls)
+
+
+def _still_listed(conn, sql: str, ids: list[int], within_s: float = 3.0) -> list:
+    """The sessions still in the process list after ``within_s``: a closed client's server thread
+    leaves the list a moment after the socket closes (seen once on MariaDB in CI)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        rows = db.query(conn, sql, ids)
+        if not rows or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.05)
