@@ -339,8 +339,9 @@ def cmd_status(args: argparse.Namespace, settings: Settings, log: Any, run_id: s
 
     ctx = runner.open_context(settings, log, run_id)
     try:
-        data = report.status_dict(ctx, _planner())
-        data.update(preflight.check(ctx, _planner()(ctx).steps if data["pending"] else []).as_dict())
+        plan = _planner()(ctx)
+        data = report.status_dict(ctx, lambda _ctx: plan)
+        data.update(preflight.check(ctx, plan.steps).as_dict())
     finally:
         runner.close_context(ctx)
     _print(args, data, lambda d: report.render_status(d) + report.render_blockers(d))

@@ -91,6 +91,13 @@ def enforce(ctx: RunContext, steps: list[Step]) -> Findings:
     return findings
 
 
+def enforce_again(ctx: RunContext, checked: list[str], steps: list[Step]) -> None:
+    """Under the lock: check again only when the steps differ from those checked before it (another
+    runner did some of the work meanwhile, or left other work)."""
+    if steps and [s.name for s in steps] != checked:
+        enforce(ctx, steps)
+
+
 def _error(blockers: list[Blocker]) -> MigrateError:
     first = min(blockers, key=lambda b: _ORDER[b.kind])
     same = [b for b in blockers if b.exit_code == first.exit_code]
@@ -110,7 +117,7 @@ def _catalogue(ctx: RunContext, pending: set[str], findings: Findings) -> Any:
 
     if not pending & CATALOG_STAGES:
         return None
-    cached = ctx.extras.get("data.catalog")
+    cached = ctx.extras.get(catalog_module.CACHE_KEY)
     if cached is not None:
         return cached
     meta = Meta(ctx.conn)
@@ -124,7 +131,7 @@ def _catalogue(ctx: RunContext, pending: set[str], findings: Findings) -> Any:
                                              exc.hint or "pass --catalog with RAGFlow's llm_factories.json",
                                              {"file": str(ctx.settings.catalog)}))
         return None
-    ctx.extras["data.catalog"] = loaded
+    ctx.extras[catalog_module.CACHE_KEY] = loaded
     return loaded
 
 

@@ -125,8 +125,7 @@ def run(ctx: RunContext, planner: Planner, report: RunReport | None = None) -> R
         checked = plan.pending
         plan = _checked(planner(ctx))  # under the lock: another runner may have done the work meanwhile
         report.plan = plan
-        if plan.pending != checked and plan.steps:
-            preflight.enforce(ctx, plan.steps)
+        preflight.enforce_again(ctx, checked, plan.steps)
         _log_plan(ctx, plan)
         journal = Journal(ctx.conn, ctx.run_id, ctx.settings.instance)
         for step in plan.steps:
@@ -224,16 +223,6 @@ def _checked(plan: Plan) -> Plan:
             release=plan.release, notes=plan.notes,
         )
     return plan
-
-
-def refuse_read_only(ctx: RunContext) -> None:
-    row = db.query_one(ctx.conn, "SELECT @@global.read_only")
-    if row and int(row[0] or 0):
-        raise StepFailedError(
-            f"the server {ctx.settings.host}:{ctx.settings.port} is read-only (read_only=ON); "
-            "nothing was changed",
-            hint="point the tool at the primary; a replica cannot be migrated",
-        )
 
 
 def _log_plan(ctx: RunContext, plan: Plan) -> None:

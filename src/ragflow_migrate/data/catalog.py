@@ -28,6 +28,8 @@ from . import canonical
 
 INTL_FACTORY = "siliconflow_intl"
 INTL_PROVIDER = "SILICONFLOW"
+#: ``ctx.extras`` key of the catalogue loaded for this run (by the preflight or the first stage).
+CACHE_KEY = "data.catalog"
 
 
 @dataclasses.dataclass(frozen=True)

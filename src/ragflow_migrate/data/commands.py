@@ -118,8 +118,7 @@ def _execute(ctx: Any, chosen: list[DataStage] | None, summary: dict) -> int:
     try:
         checked = [s.name for s in stages]
         stages = _pending(ctx, chosen)  # decided under the lock: another runner may have done it
-        if [s.name for s in stages] != checked and stages:
-            preflight.enforce(ctx, list(stages))
+        preflight.enforce_again(ctx, checked, list(stages))
         journal = Journal(ctx.conn, ctx.run_id, ctx.settings.instance)
         for stage in stages:
             ctx.checkpoint()

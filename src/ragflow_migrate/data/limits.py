@@ -16,10 +16,10 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from ..db.dialect import TEXT_BYTES
+from . import sqlkit
 from .sqlkit import Meta
 
-#: Bytes each TEXT type holds.
-TEXT_BYTES = {"tinytext": 255, "text": 65_535, "mediumtext": 16_777_215, "longtext": 4_294_967_295}
 #: MySQL's limit on the summed width of a row's columns (TEXT counts as its pointer).
 ROW_BYTES = 65_535
 #: utf8mb4: at most 4 bytes a character.
@@ -91,8 +91,6 @@ def widened_type(needed_chars: int, needed_bytes: int, row_bytes_without: int) -
 
 def row_bytes(conn, table: str, without: str) -> int:
     """What MySQL counts against its row limit for ``table``'s columns other than ``without``."""
-    from . import sqlkit
-
     rows = sqlkit.query(conn, "SELECT column_name, data_type, character_octet_length FROM information_schema.columns "
                         "WHERE table_schema = DATABASE() AND table_name = %s", (table,))
     total = 0

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..db import dialect
 from ..schema import widenings
-from . import limits, sqlkit
+from . import limits
 from .sqlkit import Meta
 
 
@@ -46,9 +46,3 @@ def widen(ctx: Any, step: str, meta: Meta, table: str, column: str, needed_chars
                                               "after": after_type}])
     return {"table": table, "column": column, "before": info.column_type, "after": after_type}
 
-
-def needed(conn: Any, sql_from: str, expr: str, args: tuple = ()) -> tuple[int, int]:
-    """(longest in characters, longest in bytes) of ``expr`` over ``FROM …`` (a helper for the stages)."""
-    row = sqlkit.query(conn, f"SELECT COALESCE(MAX(CHAR_LENGTH({expr})), 0), COALESCE(MAX(LENGTH({expr})), 0) "
-                       + sql_from, args)[0]
-    return int(row[0]), int(row[1])

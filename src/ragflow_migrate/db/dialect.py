@@ -19,6 +19,9 @@ from __future__ import annotations
 import dataclasses
 import re
 
+#: Bytes each TEXT type holds (a VARCHAR's limit is in characters, a TEXT's in bytes).
+TEXT_BYTES = {"tinytext": 255, "text": 65_535, "mediumtext": 16_777_215, "longtext": 4_294_967_295}
+
 # The session of every connection. STRICT_ALL_TABLES: a value that does not fit is an error,
 # never a silent truncation (RAGFlow's own sessions are not strict). Both servers accept this list.
 SQL_MODE = ",".join(

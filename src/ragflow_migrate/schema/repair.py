@@ -59,7 +59,6 @@ class Decision:
 
 # --- what a column change risks (pure) ---------------------------------------------------------
 
-_TEXT_BYTES = {"tinytext": 255, "text": 65535, "mediumtext": 16777215, "longtext": 4294967295}
 _INT_BITS = {"tinyint": 8, "smallint": 16, "mediumint": 24, "int": 32, "bigint": 64}
 _SIZED = re.compile(r"^(var)?char\((\d+)\)$")
 _INT = re.compile(r"^(tinyint|smallint|mediumint|int|bigint)(\(\d+\))?( unsigned)?$")
@@ -72,8 +71,8 @@ def shape(column_type: str) -> tuple[str, Any]:
     if sized:
         chars = int(sized.group(2))
         return "str", (chars, 4 * chars)  # utf8mb4: up to 4 bytes a character
-    if text in _TEXT_BYTES:
-        return "str", (None, _TEXT_BYTES[text])
+    if text in dialect.TEXT_BYTES:
+        return "str", (None, dialect.TEXT_BYTES[text])
     match = _INT.match(text)
     if match:
         bits = _INT_BITS[match.group(1)]

@@ -16,6 +16,7 @@ from ..steps import RunContext, Step
 from . import chain, history, widenings
 from .diff import OWN_PREFIX, Difference, compare, drift
 from .introspect import live_snapshot, table_names
+from .repair import holds_every_value, shape
 from .snapshot import Snapshot
 from .steps import InstallStep, MigrationStep
 
@@ -89,8 +90,6 @@ def breaks(expected: Snapshot, live: Snapshot, difference: Difference) -> bool:
         return True
     if difference.kind != "column":
         return False
-    from .repair import holds_every_value, shape
-
     want = expected.tables[difference.table].columns[difference.name]
     have = live.tables[difference.table].columns[difference.name]
     if want.nullable and not have.nullable:

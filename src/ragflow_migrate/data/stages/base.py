@@ -253,7 +253,7 @@ class DataStage(Step):
     def catalog(self, ctx: RunContext) -> catalog_module.Catalog:
         """RAGFlow's catalogue. Missing or malformed, it is an error only when the stage has rows
         to read it for: a fresh install or an empty ``tenant_llm`` never needs one."""
-        cached = ctx.extras.get("data.catalog")
+        cached = ctx.extras.get(catalog_module.CACHE_KEY)
         if cached is None:
             try:
                 cached = catalog_module.load_catalog(ctx.settings.catalog)
@@ -261,7 +261,7 @@ class DataStage(Step):
                 if sqlkit.scalar(ctx.conn, f"SELECT 1 FROM {dialect.quote(self.catalog_input)} LIMIT 1"):
                     raise
                 return catalog_module.Catalog(str(ctx.settings.catalog), [], frozenset())
-            ctx.extras["data.catalog"] = cached
+            ctx.extras[catalog_module.CACHE_KEY] = cached
         return cached
 
     def batch(self, ctx: RunContext) -> int:
