@@ -66,6 +66,14 @@ def _common_options() -> argparse.ArgumentParser:
     tool.add_argument("--ddl-deadline", help="total metadata-lock wait per DDL statement (default 600s)")
     tool.add_argument("--batch-size", help="rows per data-migration transaction (default 5000)")
     tool.add_argument("--sessions", help="database sessions a data stage works on at once (default 2; 1 to 16)")
+    tool.add_argument("--cluster-nodes", help="Galera or multi-primary nodes to lock, host:port,... (default: "
+                      "the addresses the cluster lists; README: Locking on clusters)")
+    tool.add_argument("--lease-ttl", help="cluster lease: a holder nobody can check is presumed dead after this "
+                      "long without a heartbeat (default 60s)")
+    tool.add_argument("--allow-blocking-ddl", action="store_const", const="true",
+                      help="on Galera, allow a table rebuild above --blocking-ddl-rows (TOI: every node waits for it)")
+    tool.add_argument("--blocking-ddl-rows", help="on Galera, the estimated table size above which a rebuild needs "
+                      "--allow-blocking-ddl (default 1000000)")
     tool.add_argument("--create-database", action="store_const", const="true",
                       help="create the database (utf8mb4) when it does not exist")
     tool.add_argument("--widen-columns", action="store_const", const="true",

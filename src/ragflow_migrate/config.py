@@ -196,6 +196,19 @@ def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
     return parse
 
 
+def _addresses(raw: Any) -> tuple[str, ...]:
+    """``host:port,host:port`` (a port is required: cluster nodes often listen on several)."""
+    items = [item.strip() for item in _text(raw).split(",") if item.strip()]
+    if not items:
+        raise ValueError("expected host:port[,host:port...]")
+    for item in items:
+        host, sep, port = item.rpartition(":")
+        if not sep or not host.strip():
+            raise ValueError(f"{item!r} is not host:port")
+        _port(port)
+    return tuple(items)
+
+
 def _release(raw: Any) -> str:
     return known_release(_nonempty(raw))
 
@@ -246,6 +259,14 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("ddl_deadline", _duration, 600.0, None, "--ddl-deadline", None, "total wait for metadata locks per DDL"),
     _Spec("batch_size", _positive_int, 5000, None, "--batch-size", None, "rows per data-migration transaction"),
     _Spec("sessions", _sessions, 2, None, "--sessions", None, "database sessions a data stage works on at once"),
+    _Spec("cluster_nodes", _addresses, (), None, "--cluster-nodes", None,
+          "Galera / multi-primary nodes to lock (host:port,...; default: the addresses the cluster lists)"),
+    _Spec("lease_ttl", _duration, 60.0, None, "--lease-ttl", None,
+          "cluster lease: a holder nobody can check is presumed dead after this long without a heartbeat"),
+    _Spec("allow_blocking_ddl", _bool, False, None, "--allow-blocking-ddl", None,
+          "on Galera, run a table rebuild above --blocking-ddl-rows (TOI: the whole cluster waits for it)"),
+    _Spec("blocking_ddl_rows", _positive_int, 1_000_000, None, "--blocking-ddl-rows", None,
+          "on Galera, the table size (estimated rows) above which a rebuild needs --allow-blocking-ddl"),
     _Spec("create_database", _bool, False, None, "--create-database", None, "create the database when missing"),
     _Spec("widen_columns", _bool, False, None, "--widen-columns", None,
           "widen a column whose legacy values fit no lossless form of it (recorded, reported)"),
@@ -280,6 +301,10 @@ class Settings:
     ddl_deadline: float
     batch_size: int
     sessions: int
+    cluster_nodes: tuple[str, ...]
+    lease_ttl: float
+    allow_blocking_ddl: bool
+    blocking_ddl_rows: int
     create_database: bool
     widen_columns: bool
     log_format: str

@@ -75,6 +75,7 @@ def check(ctx: RunContext, steps: list[Step]) -> Findings:
     catalog = _catalogue(ctx, pending, findings)
     _privileges(ctx, pending, findings)
     _read_only(ctx, findings)
+    _blocking_ddl(ctx, steps, findings)
     if pending and not any(b.kind == "catalogue" for b in findings.blockers):
         _values(ctx, pending, catalog, findings)
     findings.duration_s = time.monotonic() - started
@@ -108,7 +109,7 @@ def _error(blockers: list[Blocker]) -> MigrateError:
     return cls(message, hint=first.remedy, **fields)
 
 
-_ORDER = {"catalogue": 0, "privileges": 1, "read_only": 2, "value": 3}
+_ORDER = {"catalogue": 0, "blocking_ddl": 0, "privileges": 1, "read_only": 2, "value": 3}
 
 
 def _catalogue(ctx: RunContext, pending: set[str], findings: Findings) -> Any:
@@ -153,11 +154,33 @@ def _privileges(ctx: RunContext, pending: set[str], findings: Findings) -> None:
 
 def _read_only(ctx: RunContext, findings: Findings) -> None:
     row = db.query_one(ctx.conn, "SELECT @@global.read_only")
-    if row and int(row[0] or 0):
+    if not (row and int(row[0] or 0)):
+        return
+    where = f"{ctx.settings.host}:{ctx.settings.port}"
+    topo = getattr(ctx.server, "topology", None)
+    primary = topo.primary if topo is not None else None
+    if primary is not None and topo.role != "PRIMARY":
         findings.blockers.append(Blocker(
             "read_only", int(ExitCode.STEP_FAILED),
-            f"the server {ctx.settings.host}:{ctx.settings.port} is read-only (read_only=ON)",
-            "point the tool at the primary; a replica cannot be migrated"))
+            f"the server {where} is a Group Replication secondary (writes go to the primary, {primary.address})",
+            f"point MYSQL_HOST/MYSQL_PORT at the group's primary ({primary.address}) or at the operator's "
+            "read-write endpoint (README: Locking on clusters)", {"primary": primary.address}))
+        return
+    findings.blockers.append(Blocker(
+        "read_only", int(ExitCode.STEP_FAILED), f"the server {where} is read-only (read_only=ON)",
+        "point the tool at the primary; a replica cannot be migrated"))
+
+
+def _blocking_ddl(ctx: RunContext, steps: list[Step], findings: Findings) -> None:
+    from .schema import toi
+
+    if not toi.on_toi(ctx.server) or ctx.settings.allow_blocking_ddl:
+        return
+    for big in toi.pending_blockers(ctx, steps):
+        findings.blockers.append(Blocker(
+            "blocking_ddl", int(ExitCode.CONFIG),
+            f"{big['step']}: an ALTER of {big['table']} (about {big['estimated_rows']:,} rows) would hold every "
+            "Galera node while it runs (TOI)", toi.ALLOW_HINT, big))
 
 
 def _values(ctx: RunContext, pending: set[str], catalog: Any, findings: Findings) -> None:

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .db.lock import describe_holder, lock_holder
+from .db.cluster_lock import cluster_holder
+from .db.lock import describe_holder
 from .journal import last_entries
 from .schema.diff import Difference
 from .schema.state import recorded_deviations
@@ -29,11 +30,11 @@ from .steps import Plan, RunContext, StepPlan
 
 def status_dict(ctx: RunContext, planner: Any) -> dict[str, Any]:
     plan: Plan = planner(ctx)
-    holder = lock_holder(ctx.conn, ctx.settings.lock_name)
+    holder = cluster_holder(ctx.conn, ctx.settings, ctx.server)
     entries = last_entries(ctx.conn)
     last_run = _last_run(entries)
     state = plan.state
-    ours = bool(holder and holder.get("tool") == "ragflow-migrate")
+    ours = bool(holder and holder.get("tool") == "ragflow-migrate" and not holder.get("stale"))
     if state in ("pending", "empty"):
         if ours:
             state = "in_progress"
@@ -46,6 +47,7 @@ def status_dict(ctx: RunContext, planner: Any) -> dict[str, Any]:
         "state": state,
         "database": f"{ctx.settings.host}:{ctx.settings.port}/{ctx.settings.database}",
         "server": ctx.server.label if ctx.server else None,
+        "topology": ctx.server.topology.as_fields() if ctx.server and ctx.server.topology else None,
         "release": plan.release,
         "target": plan.target,
         "pending": plan.pending,

@@ -20,8 +20,8 @@ import pymysql
 from . import events, preflight
 from .config import Settings
 from .db import connect as db
-from .db import dialect
-from .db.lock import AdvisoryLock
+from .db import dialect, topology
+from .db.cluster_lock import open_lock
 from .db.wait import wait_for_database
 from .errors import AuthError, DatabaseNewerError, MigrateError, StepFailedError
 from .journal import Journal
@@ -72,7 +72,7 @@ def open_context(settings: Settings, log: Any, run_id: str, *, wait: bool = True
     server = wait_for_database(settings, log) if wait else None
     conn = db.connect(settings)
     if server is None:
-        server = db.server_info(conn)
+        server = topology.identify(conn)
     _tune(conn, server, log)
 
     def open_session() -> pymysql.connections.Connection:
@@ -119,7 +119,7 @@ def run(ctx: RunContext, planner: Planner, report: RunReport | None = None) -> R
 
     report.plan = plan
     preflight.enforce(ctx, plan.steps)  # before the lock, whose bookkeeping is already a write
-    ctx.lock = AdvisoryLock(ctx.settings, ctx.log, ctx.run_id)
+    ctx.lock = open_lock(ctx.settings, ctx.log, ctx.run_id, ctx.server)
     ctx.lock.acquire()
     try:
         checked = plan.pending

@@ -104,7 +104,7 @@ def run_cli(env: dict[str, str], *args: str, timeout: float = 300, logs_on: str 
                           text=True, timeout=timeout)
     stream = logs_on or ("stderr" if args and args[0] in ("status", "plan", "schema") else "stdout")
     return Result(proc.returncode, proc.stdout, proc.stderr, parse_events(proc.stdout if stream == "stdout"
-                                                                           else proc.stderr), proc.pid)
+                                                                           else proc.stderr))
 
 
 class ForkRunner:

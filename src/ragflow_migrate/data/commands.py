@@ -104,7 +104,7 @@ def _dry_run(ctx: Any, args: argparse.Namespace, chosen: list[DataStage] | None,
 
 def _execute(ctx: Any, chosen: list[DataStage] | None, summary: dict) -> int:
     from .. import preflight, runner
-    from ..db.lock import AdvisoryLock
+    from ..db.cluster_lock import open_lock
     from ..journal import Journal
 
     summary["steps"] = []
@@ -113,7 +113,7 @@ def _execute(ctx: Any, chosen: list[DataStage] | None, summary: dict) -> int:
         summary["outcome"] = "noop"
         return int(ExitCode.OK)
     preflight.enforce(ctx, list(stages))  # everything knowable, before the lock's first write
-    ctx.lock = AdvisoryLock(ctx.settings, ctx.log, ctx.run_id)
+    ctx.lock = open_lock(ctx.settings, ctx.log, ctx.run_id, ctx.server)
     ctx.lock.acquire()
     try:
         checked = [s.name for s in stages]
@@ -132,10 +132,10 @@ def _execute(ctx: Any, chosen: list[DataStage] | None, summary: dict) -> int:
 
 
 def _create_tables(ctx: Any, chosen: list[DataStage] | None, summary: dict) -> int:
-    from ..db.lock import AdvisoryLock
+    from ..db.cluster_lock import open_lock
 
     stages = chosen if chosen is not None else registry.all_stages()
-    ctx.lock = AdvisoryLock(ctx.settings, ctx.log, ctx.run_id)
+    ctx.lock = open_lock(ctx.settings, ctx.log, ctx.run_id, ctx.server)
     ctx.lock.acquire()
     try:
         meta = Meta(ctx.conn)

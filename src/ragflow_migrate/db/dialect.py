@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import Any
 
 #: Bytes each TEXT type holds (a VARCHAR's limit is in characters, a TEXT's in bytes).
 TEXT_BYTES = {"tinytext": 255, "text": 65_535, "mediumtext": 16_777_215, "longtext": 4_294_967_295}
@@ -182,6 +183,8 @@ class ServerInfo:
     flavor: str
     version: tuple[int, int, int]
     version_text: str
+    #: :class:`.topology.Topology` of the server reached (stand-alone when unknown); set at connect.
+    topology: Any = dataclasses.field(default=None, compare=False)
 
     @classmethod
     def from_version(cls, text: str) -> ServerInfo:

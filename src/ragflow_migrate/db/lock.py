@@ -44,12 +44,18 @@ _HOLDER_DDL = f"""CREATE TABLE IF NOT EXISTS {dialect.quote(HOLDER_TABLE)} (
 class AdvisoryLock:
     """``with AdvisoryLock(settings, log, run_id) as lock: ... lock.verify() ...``"""
 
-    def __init__(self, settings: Settings, log: Any, run_id: str, *, publish: bool = True) -> None:
+    def __init__(self, settings: Settings, log: Any, run_id: str, *, publish: bool = True,
+                 node: str | None = None, key_offset: int = 0, announce: bool = True) -> None:
         self.settings = settings
         self.name = settings.lock_name
         self.log = log
         self.run_id = run_id
         self.publish = publish
+        # On a cluster (db.cluster_lock) one of several node locks: its node named in the events,
+        # its published row keyed apart from other nodes' connections (ids are per node).
+        self.node = node
+        self.key_offset = key_offset
+        self.announce = announce
         self.conn: pymysql.connections.Connection | None = None
         self.connection_id: int | None = None
         self.acquired_at: float | None = None
@@ -75,8 +81,9 @@ class AdvisoryLock:
             result = row[0] if row else None
             if result == 1:
                 self.acquired_at = time.monotonic()
-                self.log.info(events.LOCK_ACQUIRED, lock=self.name, connection_id=self.connection_id,
-                              waited_s=round(time.monotonic() - started, 3))
+                if self.announce:
+                    self.log.info(events.LOCK_ACQUIRED, lock=self.name, connection_id=self.connection_id,
+                                  waited_s=round(time.monotonic() - started, 3))
                 return
             if result is None:
                 self.close()
@@ -93,7 +100,7 @@ class AdvisoryLock:
                     holder=holder,
                 )
             self.log.info(events.LOCK_WAITING, lock=self.name, holder=holder,
-                          waited_s=round(waited, 1), timeout_s=timeout)
+                          waited_s=round(waited, 1), timeout_s=timeout, **({"node": self.node} if self.node else {}))
 
     def release(self) -> None:
         if self.conn is None:
@@ -101,13 +108,13 @@ class AdvisoryLock:
         held = time.monotonic() - self.acquired_at if self.acquired_at else 0.0
         try:
             db.query_one(self.conn, "SELECT RELEASE_LOCK(%s)", (self.name,))
-            if self.acquired_at is not None:
+            if self.acquired_at is not None and self.announce:
                 self.log.info(events.LOCK_RELEASED, lock=self.name, held_s=round(held, 3))
             # The name goes after the lock, never before: a waiter that sees this connection
             # holding the lock always finds its row.
             if self.publish:
                 db.execute(self.conn, f"DELETE FROM {dialect.quote(HOLDER_TABLE)} WHERE connection_id = %s",
-                           (self.connection_id,))
+                           (self.connection_id + self.key_offset,))
         except pymysql.err.MySQLError:
             pass  # the session is gone (and the lock with it), or nothing was published
         finally:
@@ -163,17 +170,21 @@ class AdvisoryLock:
                 f"REPLACE INTO {dialect.quote(HOLDER_TABLE)} "
                 "(connection_id, lock_name, instance, pid, run_id, tool_version, registered_at) "
                 "VALUES (%s, %s, %s, %s, %s, %s, UTC_TIMESTAMP())",
-                (self.connection_id, self.name, self.settings.instance, os.getpid(), self.run_id, __version__),
+                (self.connection_id + self.key_offset, self.name, self.settings.instance, os.getpid(), self.run_id,
+                 __version__),
             )
         except pymysql.err.MySQLError as exc:
             # Naming the holder is a courtesy; a read-only or restricted account still migrates.
             self.log.debug(events.STEP_NOTICE, step="lock", message=f"cannot publish holder: {exc}")
 
     def holder(self) -> dict[str, Any] | None:
-        return lock_holder(self.conn, self.name)
+        holder = lock_holder(self.conn, self.name, self.key_offset)
+        if holder and self.node:
+            holder["node"] = self.node
+        return holder
 
 
-def lock_holder(conn: pymysql.connections.Connection, name: str) -> dict[str, Any] | None:
+def lock_holder(conn: pymysql.connections.Connection, name: str, key_offset: int = 0) -> dict[str, Any] | None:
     """Who holds lock ``name`` right now, as far as this account can see; None when free.
 
     The holder may release between our reads (its process-list row gone, its published name
@@ -184,7 +195,7 @@ def lock_holder(conn: pymysql.connections.Connection, name: str) -> dict[str, An
         owner = _owner(conn, name)
         if owner is None:
             return None
-        holder = _describe(conn, name, owner)
+        holder = _describe(conn, name, owner, key_offset)
         if _owner(conn, name) == owner:
             return holder
     return holder
@@ -195,7 +206,8 @@ def _owner(conn: pymysql.connections.Connection, name: str) -> int | None:
     return None if not row or row[0] is None else int(row[0])
 
 
-def _describe(conn: pymysql.connections.Connection, name: str, connection_id: int) -> dict[str, Any]:
+def _describe(conn: pymysql.connections.Connection, name: str, connection_id: int,
+              key_offset: int = 0) -> dict[str, Any]:
     holder: dict[str, Any] = {"connection_id": connection_id}
     try:
         proc = db.query_one(
@@ -212,7 +224,7 @@ def _describe(conn: pymysql.connections.Connection, name: str, connection_id: in
             conn,
             f"SELECT instance, pid, run_id, TIMESTAMPDIFF(SECOND, registered_at, UTC_TIMESTAMP()) "
             f"FROM {dialect.quote(HOLDER_TABLE)} WHERE connection_id = %s AND lock_name = %s",
-            (holder["connection_id"], name),
+            (holder["connection_id"] + key_offset, name),
         )
     except pymysql.err.MySQLError:
         pub = None

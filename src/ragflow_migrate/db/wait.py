@@ -16,7 +16,7 @@ from .. import events, interrupt
 from ..config import Settings
 from ..errors import AuthError, ConfigError, UnreachableError
 from . import connect as db
-from . import dialect
+from . import dialect, topology
 
 
 def wait_for_database(settings: Settings, log, *, create_database: bool | None = None) -> dialect.ServerInfo:
@@ -35,7 +35,7 @@ def wait_for_database(settings: Settings, log, *, create_database: bool | None =
                 return _create_database(settings, log)
             raise
         try:
-            return db.server_info(conn)
+            return topology.identify(conn)
         finally:
             db.close_quietly(conn)
 
@@ -79,6 +79,7 @@ def wait_for_database(settings: Settings, log, *, create_database: bool | None =
         events.DB_READY,
         server=info.flavor,
         server_version=info.version_text,
+        topology=info.topology.as_fields(),
         attempts=attempts,
         elapsed_s=round(time.monotonic() - started, 3),
     )
@@ -145,6 +146,6 @@ def _create_database(settings: Settings, log) -> dialect.ServerInfo:
         )
         log.info(events.DB_CREATED, database=settings.database, charset=dialect.CHARSET,
                  collation=dialect.DEFAULT_COLLATION)
-        return db.server_info(conn)
+        return topology.identify(conn)
     finally:
         db.close_quietly(conn)

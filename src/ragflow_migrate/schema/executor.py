@@ -3,7 +3,9 @@
 * Algorithms: each ALTER TABLE is tried with the best algorithm the server may support for that
   kind of change (INSTANT, then INPLACE, then COPY); a server that cannot use one answers at
   once with "not supported" and the next is tried. The log says which one ran. COPY blocks
-  writes to the table while it runs, so it is logged as a warning.
+  writes to the table while it runs, so it is logged as a warning. On a Galera node (TOI) a
+  refused try would be replicated to every node, so each ALTER is sent once without a clause
+  (``DEFAULT``: the server's best), after :func:`.toi.guard` (schema/toi.py).
 * Metadata locks: an ALTER waits for every open transaction on its table, and while it waits,
   every new query on that table queues behind it. The session's ``lock_wait_timeout`` is short
   (``--ddl-lock-wait``), so the ALTER gives up quickly, the queue drains, and it tries again
@@ -23,6 +25,7 @@ from ..db import connect as db
 from ..db import dialect
 from ..errors import StepFailedError
 from ..steps import RunContext
+from . import toi
 from .operations import Statement
 
 
@@ -35,7 +38,12 @@ def execute_statement(ctx: RunContext, step: str, statement: Statement) -> int:
                      duration_s=round(time.monotonic() - started, 3), rows=rows)
         return rows
     algorithms: tuple[str | None, ...] = (None,)
-    if statement.algorithm_for:
+    if toi.on_toi(ctx.server):
+        # Galera: one send, the server's own choice (each refused try would be replicated: schema/toi.py).
+        toi.guard(ctx, step, statement.sql)
+        if statement.algorithm_for:
+            algorithms = ("DEFAULT",)
+    elif statement.algorithm_for:
         algorithms = ctx.server.algorithms(statement.algorithm_for)
     last_error: Exception | None = None
     for algorithm in algorithms:

@@ -87,13 +87,13 @@ def test_a_holder_that_leaves_while_being_described_is_not_reported(database, mo
     w.conn = db.connect(w.settings)
     real_describe = lock_module._describe
 
-    def describe_after_a_leaves(conn, name, connection_id):
+    def describe_after_a_leaves(conn, name, connection_id, key_offset=0):
         if connection_id == a.connection_id and a.conn is not None:
             db.query_one(a.conn, "SELECT RELEASE_LOCK(%s)", (a.name,))
             a.close()  # the published row stays, as when the DELETE failed
             b.acquire(timeout=5)
             _wait_gone(w.conn, a.connection_id)
-        return real_describe(conn, name, connection_id)
+        return real_describe(conn, name, connection_id, key_offset)
 
     monkeypatch.setattr(lock_module, "_describe", describe_after_a_leaves)
     try:

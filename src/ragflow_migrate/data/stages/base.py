@@ -265,7 +265,10 @@ class DataStage(Step):
         return cached
 
     def batch(self, ctx: RunContext) -> int:
-        return max(1, int(getattr(ctx.settings, "batch_size", 5000) or 5000))
+        """Rows per transaction: ``--batch-size``, within a Galera cluster's write-set limits."""
+        size = max(1, int(getattr(ctx.settings, "batch_size", 5000) or 5000))
+        topo = getattr(ctx.server, "topology", None)
+        return topo.cap_batch(size) if topo is not None else size
 
     def sample(self, ctx: RunContext, sql: str, args: Any = None, columns: tuple[str, ...] = ()) -> list[dict]:
         rows = sqlkit.query(ctx.conn, sql + f" LIMIT {SAMPLE_ROWS}", args)

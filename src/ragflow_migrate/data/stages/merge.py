@@ -35,6 +35,7 @@ import time
 from datetime import UTC, datetime
 
 from ...errors import StepFailedError
+from ...schema import toi
 from ...steps import RunContext, StepResult
 from .. import ddl, limits, sqlkit, staging
 from ..sqlkit import Meta, render
@@ -146,7 +147,7 @@ class MergeStage(DataStage):
             max(0, min(fused.driver, pages * fused.page_instances) - progress.done)))
         progress.emit()
         fused.count_split_seeded()
-        sqlkit.logged(ctx, self.name, ddl.model_indexes(NEW_TABLE, int_type=True), level="info")
+        self._add_indexes(ctx)
         count = int(sqlkit.scalar(conn, render("SELECT COUNT(*) FROM {t}", t=NEW_TABLE)) or 0)
         if count != fused.written:
             raise StepFailedError(f"{self.name}: the new table holds {count} rows but {fused.written} were written; "
@@ -161,15 +162,23 @@ class MergeStage(DataStage):
         work.counts["models_seeded"] = fused.seeded
         return count
 
+    def _add_indexes(self, ctx: RunContext) -> None:
+        """The secondary indexes, built once the rows are in (faster than maintaining them row by row).
+        On Galera (TOI) the table was created with them: an index build there holds every node."""
+        if not toi.on_toi(ctx.server):
+            sqlkit.logged(ctx, self.name, ddl.model_indexes(NEW_TABLE, int_type=True), level="info")
+
     def _new_table(self, ctx: RunContext, meta: Meta, work: Work) -> tuple:
         """Drop leftovers of an interrupted merge (ours or RAGFlow's), create the new table with its
-        primary key only, and return tenant_model's fingerprint from before the copy."""
+        primary key only (with all its keys on Galera), and return tenant_model's fingerprint from
+        before the copy."""
         for leftover in (NEW_TABLE, RAGFLOW_TMP):
             if meta.has_table(leftover):
                 sqlkit.logged(ctx, self.name, render("DROP TABLE {t}", t=leftover), level="info")
         before = self._fingerprint(ctx)
-        sqlkit.logged(ctx, self.name, ddl.model_table(NEW_TABLE, work.data["collation"], int_type=True, indexes=False,
-                                                      widened=_widened_types(meta)), level="info")
+        sqlkit.logged(ctx, self.name, ddl.model_table(NEW_TABLE, work.data["collation"], int_type=True,
+                                                      indexes=toi.on_toi(ctx.server), widened=_widened_types(meta)),
+                      level="info")
         return before
 
     def _fingerprint(self, ctx: RunContext) -> tuple:
@@ -253,7 +262,7 @@ class MergeStage(DataStage):
                 sqlkit.logged(ctx, self.name, render("INSERT INTO {n} (", n=NEW_TABLE) + cols + ") SELECT " + cols
                               + " FROM `tenant_model` WHERE " + cond, args)
             ctx.checkpoint()
-        sqlkit.logged(ctx, self.name, ddl.model_indexes(NEW_TABLE, int_type=True), level="info")
+        self._add_indexes(ctx)
         count = int(sqlkit.scalar(conn, render("SELECT COUNT(*) FROM {t}", t=NEW_TABLE)) or 0)
         if count != work.counts["rows_after"] or self._fingerprint(ctx) != before:
             raise StepFailedError(f"{self.name}: tenant_model changed while it was being rebuilt; it is unchanged",
