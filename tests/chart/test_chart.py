@@ -280,6 +280,19 @@ def test_pod_name_from_the_downward_api_and_tool_settings():
                 "RAGFLOW_MIGRATE_CONFIG", "RAGFLOW_MIGRATE_PASSWORD_FILE"} & default_env
 
 
+def test_cluster_settings_reach_the_tool_only_when_set():
+    migrate = container(pod_spec(job({"migrate": {"cluster": {
+        "nodes": ["pxc-0.pxc:3306", "pxc-1.pxc:3306"], "leaseTtl": "90s", "allowBlockingDdl": True,
+        "blockingDdlRows": 5000000}}})), "ragflow-migrate")
+    values = {e["name"]: e.get("value") for e in migrate["env"]}
+    assert values["RAGFLOW_MIGRATE_CLUSTER_NODES"] == "pxc-0.pxc:3306,pxc-1.pxc:3306"
+    assert values["RAGFLOW_MIGRATE_LEASE_TTL"] == "90s"
+    assert values["RAGFLOW_MIGRATE_ALLOW_BLOCKING_DDL"] == "true"
+    assert values["RAGFLOW_MIGRATE_BLOCKING_DDL_ROWS"] == "5000000"
+    default_env = {e["name"] for e in container(pod_spec(job()), "ragflow-migrate")["env"]}
+    assert not {n for n in default_env if "CLUSTER" in n or "LEASE" in n or "BLOCKING" in n}
+
+
 # --- catalogue and service_conf.yaml ---------------------------------------------------------------------------
 
 

@@ -3,6 +3,8 @@
 #
 #   * MariaDB 10.11 from Debian (mariadb-server mariadb-client), only when `mariadbd` is missing;
 #     a running system MariaDB is never touched (no service is started or restarted).
+#   * galera-4 (the wsrep provider) and rsync (its SST method), each only when missing: the
+#     3-node Galera cluster of tests/cluster (tests/servers/galera.py).
 #   * Oracle MySQL 9.7 (Debian sid's mysql-server-core + mysql-client-core) inside a Debian sid
 #     chroot made with debootstrap, cached in $RAGFLOW_MIGRATE_SRV/mysql-sid (default
 #     /srv/ragflow-migrate/mysql-sid). A chroot that exists and works is reused (fast path).
@@ -14,8 +16,8 @@
 # Idempotent: safe to run again, and concurrently (a lock serialises runs).
 # Environment: RAGFLOW_MIGRATE_SRV (cache folder), DEBIAN_MIRROR (default: the host's mirror),
 #              PROVISION_SKIP_TEMPLATE=1 (do not prepare the MySQL template datadir),
-#              PROVISION_ONLY=mariadb (MariaDB alone: no debootstrap, no MySQL chroot, no template;
-#              what `make demo` uses). Empty or `all`: both servers (`make test`).
+#              PROVISION_ONLY=mariadb (MariaDB alone: no Galera packages, no debootstrap, no MySQL
+#              chroot, no template; what `make demo` uses). Empty or `all`: everything (`make test`).
 set -euo pipefail
 
 ONLY=${PROVISION_ONLY:-all}
@@ -87,8 +89,22 @@ fi
 have mariadb-install-db || die "mariadb-install-db is missing after installing mariadb-server"
 
 if [[ $ONLY == mariadb ]]; then
-    log "done (PROVISION_ONLY=mariadb: no MySQL chroot)"
+    log "done (PROVISION_ONLY=mariadb: no Galera packages, no MySQL chroot)"
     exit 0
+fi
+
+# ---------------------------------------------------------------------------------------------
+# MariaDB Galera (tests/servers/galera.py): the wsrep provider and rsync, for the rsync SST
+GALERA_PROVIDER=/usr/lib/galera/libgalera_smm.so
+GALERA_MISSING=()
+[[ -e $GALERA_PROVIDER ]] || GALERA_MISSING+=(galera-4)
+have rsync || GALERA_MISSING+=(rsync)
+if [[ ${#GALERA_MISSING[@]} -eq 0 ]]; then
+    log "galera: present ($GALERA_PROVIDER, rsync $(rsync --version 2>/dev/null | awk 'NR == 1 {print $3}'))"
+else
+    apt_install "${GALERA_MISSING[@]}"
+    [[ -e $GALERA_PROVIDER ]] || die "galera-4 installed but $GALERA_PROVIDER is missing"
+    have rsync || die "rsync is missing after installing it"
 fi
 
 # ---------------------------------------------------------------------------------------------

@@ -61,7 +61,7 @@ ragflow-migrate.container: one container of the tool.
     {{- end }}
     {{- if not (kindIs "invalid" $v.migrate.batchSize) }}
     - name: RAGFLOW_MIGRATE_BATCH_SIZE
-      value: {{ toString $v.migrate.batchSize | quote }}
+      value: {{ int64 $v.migrate.batchSize | toString | quote }}
     {{- end }}
     {{- if not (kindIs "invalid" $v.migrate.sessions) }}
     - name: RAGFLOW_MIGRATE_SESSIONS
@@ -74,6 +74,24 @@ ragflow-migrate.container: one container of the tool.
     {{- if $v.migrate.widenColumns }}
     - name: RAGFLOW_MIGRATE_WIDEN_COLUMNS
       value: "true"
+    {{- end }}
+    {{- with $v.migrate.cluster }}
+    {{- if .nodes }}
+    - name: RAGFLOW_MIGRATE_CLUSTER_NODES
+      value: {{ join "," .nodes | quote }}
+    {{- end }}
+    {{- with .leaseTtl }}
+    - name: RAGFLOW_MIGRATE_LEASE_TTL
+      value: {{ toString . | quote }}
+    {{- end }}
+    {{- if .allowBlockingDdl }}
+    - name: RAGFLOW_MIGRATE_ALLOW_BLOCKING_DDL
+      value: "true"
+    {{- end }}
+    {{- if not (kindIs "invalid" .blockingDdlRows) }}
+    - name: RAGFLOW_MIGRATE_BLOCKING_DDL_ROWS
+      value: {{ int64 .blockingDdlRows | toString | quote }}
+    {{- end }}
     {{- end }}
     - name: RAGFLOW_MIGRATE_LOG_FORMAT
       value: {{ $v.migrate.logFormat | quote }}
