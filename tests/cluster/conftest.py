@@ -2,12 +2,14 @@
 
 * ``galera`` (session): this worker's :class:`galera.GaleraCluster`, started on first use and
   removed at the end of the session; a node an earlier test left killed or stopped is started
-  again before each test that uses the cluster. A machine without galera-4 fails the test (no skip) with a provisioning hint.
+  again before each test that uses the cluster. A machine without galera-4 fails the tests (no
+  skip) with a provisioning hint.
 * ``galera_db``: a fresh database on the cluster (dropped after the test), with ``envs`` mapping
   each node number (1..3) to the MYSQL_* variables that point the tool at that node.
 
 Every test under tests/cluster runs on one xdist worker (``xdist_group("galera")``; the suite
-runs with ``--dist loadgroup``), so the whole session starts one cluster only.
+runs with ``--dist loadgroup``), so the whole session starts one cluster only. The hook below
+also applies the groups itself: pytest-xdist 3.8's own hook has no effect under pytest 9.2.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 XDIST_GROUP = "galera"
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the group into the node id
+@pytest.hookimpl(trylast=True)  # after the other conftests' hooks (tests/cluster/gr tags its own items)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # Conftest hooks see every collected item, not only this folder's: filter by path.
     for item in items:
@@ -41,6 +43,34 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if HERE in path.parents:
             item.add_marker(pytest.mark.xdist_group(XDIST_GROUP))
             item.add_marker(pytest.mark.integration)
+    if getattr(config.option, "loadgroup", False):
+        for item in items:
+            _apply_xdist_group(item)
+
+
+def _apply_xdist_group(item: pytest.Item) -> None:
+    """What xdist's own hook does for ``--dist loadgroup``: append ``@<group>`` to the node id
+    (the scheduler sends all ids with the same suffix to one worker).
+
+    pytest-xdist 3.8 sets ``item._nodeid``, which pytest 9.2 no longer reads (``nodeid`` is
+    ``str(item._id)`` there), so its groups silently have no effect: do it here, for every
+    grouped item of the session, unless the id already carries the suffix.
+    """
+    names = sorted({str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                    for mark in item.iter_markers("xdist_group")})
+    if not names:
+        return
+    suffix = "@" + "_".join(names)  # xdist's format for items with several groups
+    if item.nodeid.endswith(suffix):
+        return
+    grouped = item.nodeid + suffix
+    node_id = getattr(item, "_id", None)
+    if node_id is not None and not isinstance(node_id, str) and hasattr(type(node_id), "parse"):
+        item._id = type(node_id).parse(grouped)  # pytest >= 9.2: a NodeId
+    else:
+        item._nodeid = grouped  # pytest < 9.2
+    if item.nodeid != grouped:
+        raise pytest.UsageError(f"cannot put {item.nodeid} into xdist group {suffix[1:]}: unknown pytest internals")
 
 
 _STASH = pytest.StashKey[dict]()

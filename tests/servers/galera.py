@@ -10,8 +10,8 @@ Nodes are numbered from 1, as in the error logs (``wsrep_node_name`` ``node1``..
 
 Galera needs things the single servers do not:
 
-* The servers run as user ``mysql``, not root: the rsync SST run as root fails (rsync's daemon
-  drops to ``nobody``, rsync code 23). ``setpriv`` switches to ``mysql`` *before* exec, then sets
+* The servers run as user ``mysql``, not root: the rsync SST run as root fails (rsync code 23,
+  see /work/shared/docs/toolchain.md). ``setpriv`` switches to ``mysql`` *before* exec, then sets
   the parent-death signal (a set-uid in mariadbd itself would clear ``PR_SET_PDEATHSIG``), so a
   killed test process still takes its nodes with it. ``--user=mysql`` stays on the command line.
 * Node 1 bootstraps the cluster (``--wsrep-new-cluster``) and gets the account
@@ -21,8 +21,9 @@ Galera needs things the single servers do not:
   first recovers the node's position (``mariadbd --wsrep-recover``) and passes it as
   ``--wsrep-start-position``, so the node can catch up by IST instead of a full SST. A node
   restarted while no other node runs bootstraps a new primary component (``safe_to_bootstrap:
-  1`` is written into its grastate.dat first); :meth:`start` on a cluster that is completely
-  down bootstraps from the most advanced node.
+  1`` is written into its grastate.dat first); running nodes that lost quorum (two of three
+  killed) are made the primary component again (``pc.bootstrap=YES``) before a node joins them;
+  :meth:`start` on a cluster that is completely down bootstraps from the most advanced node.
 
 Nothing outlives the Python process: every node is a harness server (own process group, the
 harness's ``atexit`` hook, ``PR_SET_PDEATHSIG`` via ``setpriv --pdeathsig`` when started from
@@ -199,8 +200,8 @@ class GaleraNode(harness.MariaDBServer):
         uid, gid = _service_ids()
         tmpdir = self.basedir / "tmp"
         tmpdir.mkdir(parents=True, exist_ok=True)
-        if self.index == 1:
-            # Only the bootstrap node needs system tables: the others receive its datadir by SST.
+        if self.bootstrap:
+            # Only the bootstrap node (node 1) needs system tables: the others get its datadir by SST.
             cmd = [self._binary("mariadb-install-db"), "--no-defaults", f"--user={SERVICE_USER}",
                    f"--datadir={self.datadir}", f"--tmpdir={tmpdir}", "--auth-root-authentication-method=normal",
                    "--skip-test-db", "--skip-name-resolve", "--force"]
@@ -212,7 +213,7 @@ class GaleraNode(harness.MariaDBServer):
                 if proc.returncode == 0:
                     break
                 if attempt == 1:
-                    raise harness.ServerError(f"mariadb-install-db failed for node 1 (exit {proc.returncode}):\n"
+                    raise harness.ServerError(f"mariadb-install-db failed for {self.label} (exit {proc.returncode}):\n"
                                               f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
         else:
             self.datadir.mkdir(parents=True, exist_ok=True)
@@ -424,11 +425,14 @@ class GaleraCluster:
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> GaleraCluster:
         """Start every node that is not running (all of them on first use) and wait until all are
-        Synced. A cluster that is completely down bootstraps again from its most advanced node."""
+        Synced. A cluster that is completely down bootstraps again from its most advanced node;
+        survivors that lost quorum are made the primary component first (see restart())."""
         started = time.monotonic()
         first = not any(node._started_once for node in self.nodes)
         try:
-            if not self.running():
+            if self.running():
+                self._ensure_primary()
+            else:
                 self._start_node(self._bootstrap_candidate(), bootstrap=True)
             for node in self.nodes:
                 if not node.is_alive():
@@ -475,25 +479,53 @@ class GaleraCluster:
         node.start()
 
     def restart(self, i: int, *, timeout: float = JOIN_TIMEOUT) -> GaleraNode:
-        """(Re)start node ``i`` (stopping it cleanly first if it runs) and wait until the cluster
-        is whole and Synced. After kill() the node recovers its position and rejoins by IST (or
-        SST when the donor no longer has the writesets); alone, it bootstraps a new cluster."""
+        """(Re)start node ``i`` (stopping it cleanly first if it runs) and wait until it and every
+        other running node are Synced. After kill() the node recovers its position and rejoins
+        by IST (or SST when no donor still has the missing writesets). With no other node running
+        it bootstraps a new cluster; when the running ones lost quorum (two of three killed), the
+        most advanced of them is made the primary component first (``pc.bootstrap=YES``)."""
         node = self.node(i)
         if node.is_alive():
             node.stop()
         others = [other for other in self.running() if other is not node]
         if others:
-            self.wait_synced(timeout)  # the survivors must have settled on a view without the node
+            self._ensure_primary(timeout)
         self._start_node(node, bootstrap=not others)
         self.wait_synced(timeout)
         return node
 
     def kill(self, i: int, *, wait: bool = True, timeout: float = 60.0) -> None:
         """SIGKILL node ``i`` (its whole process group). With ``wait``, return once the surviving
-        nodes agree on the smaller cluster (wsrep_cluster_size = number of running nodes)."""
+        nodes have settled on a view without it (wsrep_cluster_size = number of running nodes;
+        ~6 s: Galera's evs.suspect_timeout). Survivors without quorum stay non-Primary."""
         self.node(i).kill()
         if wait and self.running():
-            self.wait_synced(timeout)
+            self._wait_settled(timeout)
+
+    def _wait_settled(self, timeout: float) -> dict[GaleraNode, dict[str, str]]:
+        """Wait until each running node's view holds exactly the running nodes (Primary or not)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            nodes = self.running()
+            statuses: dict[GaleraNode, dict[str, str]] = {}
+            with contextlib.suppress(Exception):
+                statuses = {node: node.status() for node in nodes}
+            if statuses and all(st.get("wsrep_cluster_size") == str(len(nodes)) for st in statuses.values()):
+                return statuses
+            if time.monotonic() > deadline:
+                sizes = {node.index: st.get("wsrep_cluster_size") for node, st in statuses.items()}
+                raise harness.ServerError(f"cluster {self.name}: the running nodes did not settle on a view of "
+                                          f"{len(nodes)} within {timeout:.0f}s (sizes {sizes})")
+            time.sleep(0.2)
+
+    def _ensure_primary(self, timeout: float = JOIN_TIMEOUT) -> None:
+        """Make sure the running nodes form the primary component; when they lost quorum, bootstrap
+        it on the most advanced of them (``pc.bootstrap=YES``), then wait until they are Synced."""
+        statuses = self._wait_settled(timeout)
+        if not any(st.get("wsrep_cluster_status") == "Primary" for st in statuses.values()):
+            best = max(statuses, key=lambda n: (int(statuses[n].get("wsrep_last_committed", "-1")), -n.index))
+            best.query("SET GLOBAL wsrep_provider_options = 'pc.bootstrap=YES'")
+        self.wait_synced(timeout)
 
     def stop(self) -> None:
         """Clean shutdown of every node, the last one first (the first node keeps

@@ -52,7 +52,8 @@ def replication_group(pytestconfig: pytest.Config):
     problem = None
     group = None
     try:
-        group = group_replication.ReplicationGroup()
+        # expel_timeout=0: a killed member leaves the group in ~7 s instead of ~21 s (the suite's budget)
+        group = group_replication.ReplicationGroup(expel_timeout=0)
         group.start()
     except harness.ProvisioningError as exc:  # never a skip: the machine must be provisioned
         problem = f"MySQL Group Replication: {exc}"

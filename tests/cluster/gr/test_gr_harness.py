@@ -5,8 +5,6 @@ Ordered: the tests that kill members come last (each leaves the group whole agai
 
 from __future__ import annotations
 
-import time
-
 import pymysql
 import pytest
 
@@ -99,59 +97,4 @@ def test_get_lock_is_node_local(gr_db):
         other.close()
 
 
-def test_switch_primary_moves_the_role(gr_db):
-    group = gr_db.group
-    old = gr_db.primary
-    new = _secondary(group)
-    group.switch_primary(new)
-    try:
-        assert group.primary() == new
-        assert group.roles()[old] == "SECONDARY"
-        gr_db.query("CREATE TABLE t (id INT PRIMARY KEY)", i=new)
-        gr_db.query("INSERT INTO t VALUES (1)", i=new)
-        with pytest.raises(pymysql.err.OperationalError) as caught:
-            gr_db.query("INSERT INTO t VALUES (2)", i=old)
-        assert caught.value.args[0] == ER_OPTION_PREVENTS_STATEMENT
-    finally:
-        group.switch_primary(old)
-    assert group.primary() == old
-
-
-def test_kill_primary_elects_another_and_restart_rejoins(gr_db):
-    group = gr_db.group
-    old = gr_db.primary
-    gr_db.query("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))")
-    gr_db.query("INSERT INTO t VALUES (1, 'before')")
-    group.sync(old)
-
-    began = time.monotonic()
-    group.kill(old)
-    assert not group.members[old].is_alive()
-    new = group.wait_primary(exclude=old, timeout=FAILOVER_TIMEOUT)
-    failover = time.monotonic() - began
-    assert new != old
-    assert sorted(group.wait_online(2)) == sorted(i for i in range(3) if i != old)
-    print(f"failover took {failover:.1f}s")
-
-    gr_db.query("INSERT INTO t VALUES (2, 'while down')", i=new)  # the new primary takes writes
-
-    began = time.monotonic()
-    group.restart(old, timeout=FAILOVER_TIMEOUT)
-    print(f"rejoin took {time.monotonic() - began:.1f}s")
-    roles = group.wait_online(3)
-    assert roles[old] == "SECONDARY" and roles[new] == "PRIMARY"
-    group.sync(new, [old])  # distributed recovery brought what it missed
-    assert sorted(gr_db.query("SELECT id, v FROM t", i=old)) == [(1, "before"), (2, "while down")]
-    assert "group_replication" in group.error_log(old)
-
-
-def test_killed_secondary_rejoins_at_once(replication_group):
-    """restart() right after kill(): the group still lists the dead incarnation until it is
-    expelled, so the first START GROUP_REPLICATION attempts fail; restart() retries."""
-    group = replication_group.ensure_running()
-    victim = group.secondaries()[-1]
-    group.kill(victim)
-    began = time.monotonic()
-    group.restart(victim, timeout=FAILOVER_TIMEOUT)
-    print(f"immediate rejoin took {time.monotonic() - began:.1f}s")
-    assert group.wait_online(3)[victim] == "SECONDARY"
+# Switching and killing the primary, and a member's rejoin, are exercised by test_gr_lock.py.

@@ -18,7 +18,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "reliability"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import clusterkit  # noqa: E402
 import relkit  # noqa: E402
 
 from ragflow_migrate import events  # noqa: E402
@@ -75,7 +77,7 @@ def _fingerprint(group, index: int, name: str) -> list:
     return out
 
 
-def test_a_secondary_is_refused_naming_the_primary_and_runners_on_the_primary_take_turns(gr_db):
+def test_a_secondary_is_refused_naming_the_primary_and_runners_on_the_primary_take_turns(gr_db, tmp_path):
     group, name, primary = gr_db.group, gr_db.name, gr_db.primary
     _build(group, primary, name)
     secondary = next(i for i in range(3) if i != primary)
@@ -90,8 +92,7 @@ def test_a_secondary_is_refused_naming_the_primary_and_runners_on_the_primary_ta
     status = relkit.run_cli(gr_db.envs[secondary], "status", "--json", logs_on="stderr")
     assert json.loads(status.stdout)["topology"]["mode"] == "single-primary", status.explain()
 
-    procs = [_spawn(gr_db.envs[primary], POD_NAME=f"gr-{i}") for i in range(5)]
-    results = [_result(p) for p in procs]
+    results = clusterkit.run_all([{**gr_db.envs[primary], "POD_NAME": f"gr-{i}"} for i in range(5)], tmp_path)
     for i, r in enumerate(results):
         assert r.code == 0, f"runner {i}: {r.explain()}"
     assert [r.summary["outcome"] for r in results].count("migrated") == 1
