@@ -102,11 +102,26 @@ def _target_differences(db, i: int) -> list:
     return drift(compare(ref, live))  # retired tables kept (evaluation_*) are not drift, as on one server
 
 
-def test_ten_runners_over_three_nodes_one_migrates(galera_db, tmp_path):
+def _single_server_reference(server, name: str, release: str) -> dict:
+    """The end state of one run on a stand-alone MariaDB of the same old database (the yardstick: a
+    cluster must change nothing in the result)."""
+    relkit.build_old_database(server, name, release)
+    try:
+        result = relkit.run_cli({**server.env(name), "RAGFLOW_MIGRATE_BATCH_SIZE": "2"}, "run")
+        assert result.code == 0, result.explain()
+        return relkit.end_state(server, name)
+    finally:
+        server.drop_database(name)
+
+
+def test_ten_runners_over_three_nodes_one_migrates(galera_db, tmp_path, mariadb_server):
     db = galera_db
+    want = _single_server_reference(mariadb_server, f"{db.name[:40]}_single", relkit.OLDEST)
     _build(db, release=relkit.OLDEST)  # the whole chain: from v0.20.0 a trial of algorithms was refused 11 times
     offsets = _log_offsets(db.cluster)
-    results = clusterkit.run_all([{**db.envs[1 + i % 3], "POD_NAME": f"ragflow-{i:02d}"} for i in range(10)], tmp_path)
+    # batches of 2 rows: every page boundary is crossed (AUTO_INCREMENT steps by 3 on this cluster)
+    results = clusterkit.run_all([{**db.envs[1 + i % 3], "POD_NAME": f"ragflow-{i:02d}",
+                                   "RAGFLOW_MIGRATE_BATCH_SIZE": "2"} for i in range(10)], tmp_path)
     for i, r in enumerate(results):
         assert r.code == 0, f"runner {i} (node {1 + i % 3}): {r.explain()}"
     migrated = [i for i, r in enumerate(results) if r.summary["outcome"] == "migrated"]
@@ -128,6 +143,15 @@ def test_ten_runners_over_three_nodes_one_migrates(galera_db, tmp_path):
     assert _rejected_ddl(db.cluster, offsets) == []
     states = _end_states(db)
     assert len(states) == 3 and all(s == states[0] for s in states[1:]), "the nodes differ"
+    assert states[0] == want, relkit.describe_difference(states[0], want)  # as on a stand-alone server
+    # every table has a primary key, ours included (Percona XtraDB Cluster's strict mode refuses DML without)
+    without_pk = db.query(1, "SELECT t.table_name FROM information_schema.tables t WHERE t.table_schema = DATABASE() "
+                          "AND t.table_type = 'BASE TABLE' AND NOT EXISTS (SELECT 1 FROM "
+                          "information_schema.table_constraints c WHERE c.table_schema = t.table_schema AND "
+                          "c.table_name = t.table_name AND c.constraint_type = 'PRIMARY KEY')")
+    assert without_pk == [], without_pk
+    assert {"ragflow_migrate_lease", "ragflow_migrate_lock_holder", "ragflow_migrate_journal"} <= {
+        r[0] for r in db.query(1, "SHOW TABLES")}
     for i in (1, 2, 3):
         assert _target_differences(db, i) == [], f"node {i}"
     noop = _result(_spawn(db, 2))

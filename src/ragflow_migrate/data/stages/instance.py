@@ -134,16 +134,19 @@ class InstanceStage(DataStage):
         total = work.counts["instances_to_create"]
         progress = ctx.progress(self.name, total, unit="instances")
         created = 0
-        size = self.batch(ctx)
-        for start in range(1, total + 1, size):
+        # Pages by the values `n` holds, never by arithmetic on them: AUTO_INCREMENT numbers need not be
+        # consecutive (Galera's wsrep_auto_increment_control and Group Replication step them by the
+        # cluster's size, temporary tables included).
+        for after, upto in sqlkit.key_ranges(conn, NEW, "n", self.batch(ctx)):
+            cond, args = sqlkit.range_condition("n.`n`", after, upto)
             insert = render(
                 "INSERT INTO `tenant_model_instance` (`id`, `create_time`, `create_date`, `update_time`, "
                 "`update_date`, `instance_name`, `provider_id`, `api_key`, `status`, `extra`) "
                 "SELECT " + IdSequence.sql("n.`n`") + ", %s, %s, %s, %s, 'default', n.`provider_id`, n.`api_key`, "
-                "n.`status`, n.`extra` FROM {t} n WHERE n.`n` BETWEEN %s AND %s ORDER BY n.`n`", t=NEW)
+                "n.`status`, n.`extra` FROM {t} n WHERE ", t=NEW) + cond + " ORDER BY n.`n`"
             with sqlkit.transaction(conn):
                 n = sqlkit.logged(ctx, self.name, insert, (*ids.args(), clock.ms, clock.date, clock.ms, clock.date,
-                                                           start, start + size - 1))
+                                                           *args))
             ids.advance(n)
             created += n
             progress.advance(n)
