@@ -25,8 +25,11 @@ $(VENV)/.installed: pyproject.toml requirements/runtime.lock requirements/test.l
 .PHONY: venv
 venv: $(VENV)/.installed ## virtualenv with the locked dependencies and the package (editable)
 
+UV_VERSION ?= 0.13.8
+
 .PHONY: lock
 lock: venv ## re-resolve requirements/*.lock (with hashes) from requirements/*.in
+	[ "$$($(VENV)/bin/uv --version 2>/dev/null | cut -d' ' -f2)" = "$(UV_VERSION)" ] || $(PIP) install -q uv==$(UV_VERSION)
 	cd requirements && ../$(VENV)/bin/uv pip compile runtime.in --generate-hashes --python-version 3.11 -o runtime.lock -q
 	cd requirements && ../$(VENV)/bin/uv pip compile test.in --generate-hashes --python-version 3.11 -o test.lock -q
 

@@ -18,7 +18,16 @@ import peewee
 import pymysql
 
 from . import __version__, events, interrupt, logs
-from .config import LOG_FORMATS, LOG_LEVELS, READ_ONLY_WAIT_TIMEOUT, SPECS, Settings, env_flag, load_settings
+from .config import (
+    LOG_FORMATS,
+    LOG_LEVELS,
+    READ_ONLY_WAIT_TIMEOUT,
+    SPECS,
+    Settings,
+    check_migratable,
+    env_flag,
+    load_settings,
+)
 from .errors import ConfigError, ExitCode, MigrateError, PendingError
 from .releases import KNOWN_RELEASES, NEWEST_RELEASE
 
@@ -34,23 +43,30 @@ class _NoPasswordFlag(argparse.Action):
 
     def __call__(self, parser: argparse.ArgumentParser, *_args: Any, **_kw: Any) -> None:
         parser.error("there is no --password flag: process arguments are visible to every user of the "
-                     "machine (ps); set MYSQL_PASSWORD or use --password-file")
+                     "machine (ps); set MYSQL_PASSWORD (POSTGRES_PASSWORD) or use --password-file")
 
 
 def _common_options() -> argparse.ArgumentParser:
     # allow_abbrev=False everywhere: an abbreviation must never turn one option into another
     # (``--password SECRET`` into ``--password-file SECRET``).
     common = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    conn = common.add_argument_group("connection (default: RAGFlow's MYSQL_* variables, then --config)")
-    conn.add_argument("--host", help="MySQL host (MYSQL_HOST)")
-    conn.add_argument("--port", help="MySQL port (MYSQL_PORT, default 3306)")
-    conn.add_argument("--user", help="MySQL user (MYSQL_USER, default root)")
-    conn.add_argument("--database", "--dbname", dest="database", help="database (MYSQL_DBNAME, default rag_flow)")
-    conn.add_argument("--password-file", help="read the password from this file (MYSQL_PASSWORD otherwise)")
+    conn = common.add_argument_group("connection (default: RAGFlow's variables, MYSQL_* or POSTGRES_* as DB_TYPE "
+                                     "says, then --config)")
+    conn.add_argument("--db-type", help="RAGFlow's database type (DB_TYPE, RAGFLOW_MIGRATE_DB_TYPE): mysql (default; "
+                      "MySQL, MariaDB) or postgres (PostgreSQL: configured, but this release refuses it, exit 2)")
+    conn.add_argument("--host", help="database host (MYSQL_HOST; POSTGRES_HOST)")
+    conn.add_argument("--port", help="database port (MYSQL_PORT, default 3306; POSTGRES_PORT, default 5432)")
+    conn.add_argument("--user", help="database user (MYSQL_USER, default root; POSTGRES_USER, default rag_flow)")
+    conn.add_argument("--database", "--dbname", dest="database",
+                      help="database (MYSQL_DBNAME; POSTGRES_DBNAME; default rag_flow)")
+    conn.add_argument("--password-file", help="read the password from this file (MYSQL_PASSWORD or "
+                      "POSTGRES_PASSWORD otherwise)")
     conn.add_argument("--password", nargs="?", action=_NoPasswordFlag, help=argparse.SUPPRESS)
     conn.add_argument("--config", help="RAGFlow service_conf.yaml (local.service_conf.yaml beside it is "
                       "laid over it; default /ragflow/conf/service_conf.yaml when present)")
     conn.add_argument("--ssl-ca", help="CA bundle: connect with TLS and verify the server")
+    conn.add_argument("--pg-sslmode", help="PostgreSQL: libpq's sslmode, disable, allow, prefer, require, verify-ca or "
+                      "verify-full (default prefer; verify-full with --ssl-ca)")
     tool = common.add_argument_group("behaviour (each also RAGFLOW_MIGRATE_<NAME>, e.g. RAGFLOW_MIGRATE_LOCK_TIMEOUT)")
     tool.add_argument("--target-version", help=f"RAGFlow release to migrate to (default {NEWEST_RELEASE}; "
                       f"known: {', '.join(KNOWN_RELEASES)})")
@@ -173,6 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs.configure(fmt=settings.log_format, level=settings.log_level, stream=stream,
                        secrets=[settings.password.reveal()])
         log = logs.get_logger()
+        check_migratable(settings)  # before anything connects
         interrupt.install(lambda name: log.warning(events.SIGNAL_RECEIVED, signal=name))
         log.info(events.RUN_STARTED, command=args.command, version=__version__,
                  target=settings.target_version, settings=settings.describe())

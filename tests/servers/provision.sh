@@ -5,6 +5,8 @@
 #     a running system MariaDB is never touched (no service is started or restarted).
 #   * galera-4 (the wsrep provider) and rsync (its SST method), each only when missing: the
 #     3-node Galera cluster of tests/cluster (tests/servers/galera.py).
+#   * PostgreSQL 15 from Debian (postgresql-15 postgresql-client-15), only when missing:
+#     tests/servers/postgres.py runs its own server from /usr/lib/postgresql/15/bin.
 #   * Oracle MySQL 9.7 (Debian sid's mysql-server-core + mysql-client-core) inside a Debian sid
 #     chroot made with debootstrap, cached in $RAGFLOW_MIGRATE_SRV/mysql-sid (default
 #     /srv/ragflow-migrate/mysql-sid). A chroot that exists and works is reused (fast path).
@@ -106,6 +108,25 @@ else
     [[ -e $GALERA_PROVIDER ]] || die "galera-4 installed but $GALERA_PROVIDER is missing"
     have rsync || die "rsync is missing after installing it"
 fi
+
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL 15 (tests/servers/postgres.py): Debian's server binaries, initdb and psql; the
+# harness runs its own server as user postgres (made by postgresql-common). No service is started.
+PG_BINDIR=/usr/lib/postgresql/15/bin
+if [[ -x $PG_BINDIR/postgres && -x $PG_BINDIR/initdb && -x $PG_BINDIR/psql ]] && id postgres >/dev/null 2>&1; then
+    log "postgresql: present ($($PG_BINDIR/postgres --version 2>/dev/null | awk '{print $3}'))"
+else
+    POLICY=/usr/sbin/policy-rc.d
+    ADDED_POLICY=0
+    if [[ ! -e $POLICY ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$POLICY"; chmod 755 "$POLICY"; ADDED_POLICY=1
+        trap '[[ $ADDED_POLICY -eq 1 ]] && rm -f "$POLICY"' EXIT
+    fi
+    apt_install postgresql-15 postgresql-client-15
+    if [[ $ADDED_POLICY -eq 1 ]]; then rm -f "$POLICY"; ADDED_POLICY=0; trap - EXIT; fi
+    [[ -x $PG_BINDIR/postgres && -x $PG_BINDIR/initdb ]] || die "postgresql-15 installed but $PG_BINDIR is incomplete"
+fi
+have setpriv || apt_install util-linux
 
 # ---------------------------------------------------------------------------------------------
 # debootstrap

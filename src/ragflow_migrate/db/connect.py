@@ -18,7 +18,7 @@ import pymysql.cursors
 from pymysql.constants import SERVER_STATUS
 
 from .. import __version__
-from ..config import Settings
+from ..config import Settings, check_migratable
 from . import dialect
 
 PROGRAM_NAME = "ragflow-migrate"
@@ -43,6 +43,7 @@ def connect(
     read_timeout: float | None = None,
 ) -> pymysql.connections.Connection:
     """Open one connection. ``database=False`` connects without selecting the database."""
+    check_migratable(settings)  # a MySQL connection, never to another backend's server
     params: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
