@@ -12,7 +12,16 @@ For each server (a throwaway one from tests/servers/harness.py), scale and sourc
    every step from its ``step.started`` / ``step.finished`` events (schema releases, data stages,
    verify: whatever the pipeline runs, nothing is hard-coded), the slowest ``step.statement``s
    and any ALTER that fell back to COPY;
-3. the no-op ``run`` right after (three times; the median is reported).
+3. the no-op ``run`` right after (three times; the median is reported);
+4. the floor (``floor.py``): the same database generated again from the same seed, brought to the
+   same end state by the least SQL that can produce it (schema by the tool's ``schema apply``,
+   data stages by a hand-written chain of ``INSERT … SELECT`` / ``UPDATE … JOIN``), timed per
+   stage under the tool's stage names; both end states are digested and compared (``--no-floor``
+   skips it).
+
+The catalogue is RAGFlow's own (``llm_factories-v0.27.0.json`` in the shared folder,
+``tests/servers/harness.py``'s ``shared_root()``), read where it lies; ``--catalog bench`` takes
+the bench's small one, ``--catalog PATH`` any other.
 
 Output: a table on the console, the scaling ratios (M/S, L/M), the targets met or missed, and
 ``bench-results/<UTC time>.json`` (+ ``.md``, and ``latest.json`` / ``latest.md``) with the machine.
@@ -41,12 +50,24 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "tests" / "servers"))
 sys.path.insert(0, str(HERE))
 
+import floor  # noqa: E402
 import generate  # noqa: E402
 import harness  # noqa: E402
 import report  # noqa: E402
 
 TARGET = "v0.27.0"
 BIG_TABLES = ("document", "task", "tenant_llm")
+RAGFLOW_CATALOG = "llm_factories-v0.27.0.json"  # in <shared>/ragflow-data/, never copied into the repo
+
+
+def resolve_catalog(value: str | None) -> Path:
+    """``--catalog``: empty or ``ragflow`` → RAGFlow's v0.27.0 catalogue in the shared folder;
+    ``bench`` → the bench's own small one; anything else is a path."""
+    if not value or value.strip().lower() in ("ragflow", "default", "real"):
+        return harness.shared_root() / "ragflow-data" / RAGFLOW_CATALOG
+    if value.strip().lower() == "bench":
+        return generate.DEFAULT_CATALOG
+    return Path(value).expanduser()
 
 
 # --- running the tool ------------------------------------------------------------------------------
@@ -175,7 +196,7 @@ def run_case(server: Any, scale: str, release: str, args: argparse.Namespace, wo
     workdir = workroot / f"{server.flavor}-{database}"
     workdir.mkdir(parents=True, exist_ok=True)
     case: dict[str, Any] = {"server": server.label, "server_version": server.version, "scale": scale,
-                            "from": release, "to": TARGET, "load_before": os.getloadavg()}
+                            "from": release, "to": TARGET, "catalog": str(args.catalog), "load_before": os.getloadavg()}
     try:
         log(f"[{server.label} {scale} {release}] generating ...")
         gen = generate.generate(env, release=release, scale=scale, seed=args.seed, catalog=args.catalog,
@@ -192,6 +213,9 @@ def run_case(server: Any, scale: str, release: str, args: argparse.Namespace, wo
         log(f"[{server.label} {scale} {release}] upgrade {case['wall_s']:.1f}s (schema {case['schema_s']:.1f}s, "
             f"data {case['data_s']:.1f}s), peak RSS {case['peak_rss_mb']:.0f} MB, "
             f"no-op {case['noop']['median_s']:.2f}s")
+        if args.floor:
+            case["floor"] = floor_case(server, database, scale, release, args, workdir,
+                                       lambda m: log(f"[{server.label} {scale} {release}] {m}"))
     except Exception as exc:  # noqa: BLE001 - one failed case must not lose the others' numbers
         case["error"] = f"{type(exc).__name__}: {exc}"
         log(f"[{server.label} {scale} {release}] FAILED: {case['error'][:3000]}")
@@ -200,6 +224,57 @@ def run_case(server: Any, scale: str, release: str, args: argparse.Namespace, wo
             with contextlib.suppress(Exception):
                 server.drop_database(database)
     return case
+
+
+def floor_case(server: Any, database: str, scale: str, release: str, args: argparse.Namespace, workdir: Path,
+               log: Any) -> dict[str, Any]:
+    """The same database generated again (same seed), upgraded by the floor, and both end states compared.
+    Generated right before its run, as the tool's was, so both start from the same cache state."""
+    name = database + "_floor"
+    out: dict[str, Any] = {"database": name}
+    with contextlib.suppress(Exception):
+        server.drop_database(name)
+    server.create_database(name)
+    env = tool_env(server, name, args.catalog)
+    try:
+        log("floor: generating the same database again ...")
+        gen = generate.generate(env, release=release, scale=scale, seed=args.seed, catalog=args.catalog,
+                                log=lambda _m: None)
+        out["generate_s"] = gen["seconds"]
+        log("floor: schema (the tool's `schema apply`) ...")
+        schema = cli(["schema", "apply"], env, workdir, "floor-schema")
+        if schema["exit_code"] != 0:
+            raise failure(schema, "schema apply (floor)")
+        out["schema_wall_s"] = schema["wall_s"]
+        out["schema_steps"] = [s for s in steps_of(schema["events"]) if s["kind"] == "schema"]
+        out["schema_s"] = round(sum(s["duration_s"] for s in out["schema_steps"]), 3)
+        log("floor: data stages ...")
+        result = floor.run_floor(env, args.catalog)
+        out.update(steps=result["steps"], data_s=result["data_s"], slowest=result["slowest"])
+        log(f"floor: data {out['data_s']:.1f}s (schema {out['schema_s']:.1f}s); comparing the end states ...")
+        started = time.monotonic()
+        conn = server.connect()
+        try:
+            check = floor.compare(conn, database, name)
+        finally:
+            conn.close()
+        out["compare_s"] = round(time.monotonic() - started, 2)
+        out["load_after"] = os.getloadavg()
+        out["match"] = check["match"]
+        out["parts"] = check["parts"]
+        if not check["match"]:
+            out["differing"] = check["differing"]
+            out["samples"] = check["samples"]
+        log(f"floor: end state {'MATCHES' if check['match'] else 'DIFFERS'} the tool's ({check['parts']} parts"
+            + ("" if check["match"] else f"; differing: {', '.join(check['differing'])}") + ")")
+    except Exception as exc:  # noqa: BLE001 - the tool's numbers stand without the floor
+        out["error"] = f"{type(exc).__name__}: {exc}"
+        log(f"floor FAILED: {out['error'][:3000]}")
+    finally:
+        if not args.keep:
+            with contextlib.suppress(Exception):
+                server.drop_database(name)
+    return out
 
 
 def _database_size(server: Any, database: str) -> float:
@@ -250,8 +325,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from", dest="releases", default=os.environ.get("BENCH_FROM") or "v0.25.6,v0.20.0",
                         help="source releases (default v0.25.6,v0.20.0; env BENCH_FROM)")
     parser.add_argument("--seed", type=int, default=int(os.environ.get("BENCH_SEED") or 42))
-    parser.add_argument("--catalog", type=Path, default=Path(os.environ.get("BENCH_CATALOG") or generate.DEFAULT_CATALOG),
-                        help="llm_factories.json for the run (default: the bench's own small catalogue)")
+    parser.add_argument("--catalog", default=os.environ.get("BENCH_CATALOG") or "ragflow",
+                        help="llm_factories.json of the run: `ragflow` (default: RAGFlow's v0.27.0 catalogue in the "
+                        "shared folder), `bench` (the bench's own small one), or a path (env BENCH_CATALOG)")
+    parser.add_argument("--no-floor", dest="floor", action="store_false",
+                        default=os.environ.get("BENCH_FLOOR", "1") not in ("0", "no", "false"),
+                        help="skip the floor (the least-SQL yardstick and its end-state check; env BENCH_FLOOR=0)")
     parser.add_argument("--buffer-pool", default=os.environ.get("BENCH_BUFFER_POOL") or "512M",
                         help="innodb_buffer_pool_size of the servers (default 512M; RAGFlow's compose MySQL: 128M)")
     parser.add_argument("--log-level", default="info", choices=("info", "debug"),
@@ -260,7 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "bench-results")
     parser.add_argument("--keep", action="store_true", help="keep the databases and the servers' folders")
     args = parser.parse_args(argv)
-    args.catalog = args.catalog.resolve()
+    args.catalog = resolve_catalog(args.catalog).resolve()
+    if not args.catalog.is_file():
+        parser.error(f"catalogue {args.catalog} does not exist")
     scales = [s.strip().upper() for s in args.scales.split(",") if s.strip()]
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     releases = [r.strip() for r in args.releases.split(",") if r.strip()]
@@ -277,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {
         "started": started.strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(), "servers": {},
         "settings": {"scales": scales, "servers": servers, "from": releases, "to": TARGET, "seed": args.seed,
-                     "catalog": str(args.catalog), "buffer_pool": args.buffer_pool,
+                     "catalog": str(args.catalog), "floor": args.floor, "buffer_pool": args.buffer_pool,
                      "log_level": args.log_level,
                      "sessions": os.environ.get("RAGFLOW_MIGRATE_SESSIONS") or "the tool's default"},
         "cases": [],
