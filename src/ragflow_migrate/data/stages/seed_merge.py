@@ -47,7 +47,8 @@ PAGE_AGG = "rm_pg_agg"
 PAGE_KEYS = "rm_pg_keys"
 DRIVER = "rm_pg_inst"
 REMAP = "rm_remap"
-TABLES = (PAGE, PAGE_HAVE, PAGE_GROUP, PAGE_AGG, PAGE_KEYS, DRIVER, REMAP, seeding.CAT, seeding.SEED)
+FOLD = "rm_cat_fold"
+TABLES = (PAGE, PAGE_HAVE, PAGE_GROUP, PAGE_AGG, PAGE_KEYS, DRIVER, REMAP, FOLD, seeding.CAT, seeding.SEED)
 
 SAMPLES = 5
 _COLUMNS = ("id", "create_time", "create_date", "update_time", "update_date", "model_name", "provider_id",
@@ -126,6 +127,26 @@ class SeedMerge:
         if self.remap:
             sqlkit.temp_table(conn, REMAP, ",\n".join((col("id", name="old_id"), col("id", name="new_id"),
                                                        "PRIMARY KEY (`old_id`)")))
+        if self.instances:
+            self._fold_catalogue()
+
+    def _fold_catalogue(self) -> None:
+        """``rm_cat_fold``: the catalogue merged per model, as the merge merges a group made of seeded
+        rows only (:meth:`_write_seeded_groups`): one row per (factory, region, name as
+        ``tenant_model.model_name`` stores it), its types OR-ed, the ``extra`` of its first catalogue row
+        (or ``{}`` when that is no JSON object) and that row's ordinal. Computed once per session instead
+        of once per seeded instance (M: 1.08M groups folded from 3.1M rows)."""
+        conn = self.ctx.conn
+        first_extra = "SUBSTRING(MIN(CONCAT(LPAD(`ord`, 20, '0'), `extra`)), 21)"
+        good = f"CASE WHEN JSON_VALID({first_extra}) THEN JSON_TYPE({first_extra}) = 'OBJECT' ELSE 0 END"
+        sqlkit.temp_table(conn, FOLD, "`provider_name` VARCHAR(128) NOT NULL,\n`intl` TINYINT NOT NULL,\n"
+                          "`llm_name` VARCHAR(255) NOT NULL,\n`bits` BIGINT NOT NULL,\n`extra` VARCHAR(2048) NOT NULL,\n"
+                          "`ord` INT NOT NULL,\n" + render("KEY {k} (`provider_name`, `intl`)", k=FOLD + "_k"))
+        sqlkit.execute(conn, render(
+            "INSERT INTO {f} (`provider_name`, `intl`, `llm_name`, `bits`, `extra`, `ord`) SELECT `provider_name`, "
+            "`intl`, MIN(`llm_name`), BIT_OR({bit}), IF({good}, {first}, '{{}}'), MIN(`ord`) FROM {c} "
+            "GROUP BY `provider_name`, `intl`, ", f=FOLD, c=seeding.CAT, bit=Raw(canonical.bit_case_sql("`type_str`")),
+            good=Raw(good), first=Raw(first_extra)) + self._name_bin("`llm_name`"))
 
     # -- the pages, on one session or several ---------------------------------------------------------
 
@@ -268,10 +289,10 @@ class SeedMerge:
         if not shared_only:
             self.seeded += n
 
-    def _key_match(self) -> str:
-        """The catalogue row ``c`` seeded into instance ``s`` has the group key ``k`` of ``rm_pg_keys``."""
+    def _key_match(self, name: str = "c.`llm_name`") -> str:
+        """The catalogue model ``name`` seeded into instance ``s`` has the group key ``k`` of ``rm_pg_keys``."""
         return render("k.`instance_id` = s.`instance_id` AND k.`provider_id` = s.`provider_id` {cp} AND k.`name_bin` = ",
-                      cp=self.meta.collation("tenant_model", "provider_id")) + self._name_bin("c.`llm_name`")
+                      cp=self.meta.collation("tenant_model", "provider_id")) + self._name_bin(name)
 
     def _name_bin(self, expr: str) -> str:
         """A catalogue name's bytes as ``tenant_model.model_name`` stores them (the merge's group key)."""
@@ -296,14 +317,46 @@ class SeedMerge:
         """The groups made of seeded rows only, merged as :meth:`run_page` merges a group: one row per
         (provider, instance, name), id and ``extra`` of its first row (lowest catalogue row), type the
         OR of its rows' bits; kept when its status (seeding's, from the same (instance, model): D10,
-        D11) is active. Seeded rows are never ``unsupported``, so no bit is taken away."""
+        D11) is active. Seeded rows are never ``unsupported``, so no bit is taken away.
+
+        Nearly all of them are models the instance has no row of under any spelling its collation
+        equates: no type of theirs is skipped and their status and ``extra`` are the catalogue's, so the
+        merged row is the folded catalogue's (:meth:`_fold_catalogue`), written with one join. The rest
+        (a name the instance holds in another case or accent) go through the row-by-row merge."""
+        cond, args = sqlkit.range_condition("s.`instance_id`", after, upto)
+        meta, ms = self.meta, self.clock.ms
+        cols = ", ".join(sqlkit.dialect.quote(c) for c in _COLUMNS)
+        # The instance holds a row of that name (as its collation compares names): rm_pg_group has every
+        # named row of the page; a blank name also matches rows without one (rm_pg_have's '').
+        held = render("SELECT 1 FROM {g} g WHERE g.`instance_id` = s.`instance_id` AND g.`model_name` = ",
+                      g=PAGE_GROUP)
+        cmn = meta.collation("tenant_model", "model_name")
+        folded = sqlkit.logged(self.ctx, self.step, render("INSERT INTO {n} (", n=new_table) + cols
+                               + ") SELECT LOWER(CONCAT(%s, LPAD(HEX(%s + s.`seq` * " + str(ORDINALS) + " + f.`ord`), "
+                               "16, '0'))), %s, FROM_UNIXTIME(FLOOR(%s / 1000)), %s, FROM_UNIXTIME(FLOOR(%s / 1000)), "
+                               "f.`llm_name`, s.`provider_id`, s.`instance_id`, f.`bits`, 'active', f.`extra` "
+                               + render("FROM {s} s STRAIGHT_JOIN {f} f ON f.`provider_name` = s.`cat_provider` AND "
+                                        "f.`intl` = s.`intl` WHERE ", s=seeding.SEED, f=FOLD)
+                               + cond + f" AND f.`bits` <> 0 AND TRIM(f.`llm_name`) <> '' "
+                               f"AND NOT EXISTS ({held}f.`llm_name` {cmn})"
+                               + render(" AND NOT EXISTS (SELECT 1 FROM {k} k WHERE ", k=PAGE_KEYS)
+                               + self._key_match("f.`llm_name`") + ")",
+                               (*self.ids.args(), ms, ms, ms, ms, *args))
+        # the rest: the same test through the statement's own join with rm_pg_group (MySQL cannot open a
+        # session table twice in one statement)
+        return folded + self._write_seeded_groups_by_rows(new_table, after, upto,
+                                                          "(g.`instance_id` IS NOT NULL OR TRIM(c.`llm_name`) = '')")
+
+    def _write_seeded_groups_by_rows(self, new_table: str, after: Any, upto: Any, only: str) -> int:
+        """:meth:`_write_seeded_groups` row by row, for the catalogue rows ``only`` selects."""
         cond, args = sqlkit.range_condition("s.`instance_id`", after, upto)
         key = f"s.`seq` * {ORDINALS} + c.`ord`"
         first_extra = f"SUBSTRING(MIN(CONCAT(LPAD({key}, 20, '0'), COALESCE(g.`extra`, c.`extra`))), 21)"
         good = f"CASE WHEN JSON_VALID({first_extra}) THEN JSON_TYPE({first_extra}) = 'OBJECT' ELSE 0 END"
         cols = ", ".join(sqlkit.dialect.quote(c) for c in _COLUMNS)
         bit = canonical.bit_case_sql("c.`type_str`")
-        not_shared = render(" AND NOT EXISTS (SELECT 1 FROM {k} k WHERE ", k=PAGE_KEYS) + self._key_match() + ")"
+        not_shared = render(" AND NOT EXISTS (SELECT 1 FROM {k} k WHERE ", k=PAGE_KEYS) + self._key_match() + ")" \
+            + f" AND {only}"
         sql = (render("INSERT INTO {n} (", n=new_table) + cols
                + ") SELECT LOWER(CONCAT(%s, LPAD(HEX(%s + MIN(" + key + ")), 16, '0'))), %s, "
                "FROM_UNIXTIME(FLOOR(%s / 1000)), %s, FROM_UNIXTIME(FLOOR(%s / 1000)), MIN(c.`llm_name`), "
