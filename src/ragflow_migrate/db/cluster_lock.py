@@ -39,7 +39,7 @@ from ..config import Settings
 from ..errors import LockLostError, LockTimeoutError
 from . import connect as db
 from . import dialect, topology
-from .lock import AdvisoryLock
+from .lock import AdvisoryLock, lock_holder
 
 LEASE_TABLE = "ragflow_migrate_lease"
 _Q = dialect.quote(LEASE_TABLE)
@@ -396,11 +396,11 @@ class ClusterLock:
 
 
 def _still_held(lock: AdvisoryLock) -> bool:
+    """A node lock whose connection failed (its node left, or its session died) is not held."""
     try:
-        row = db.query_one(lock.conn, "SELECT IS_USED_LOCK(%s) = CONNECTION_ID()", (lock.name,))
-    except (pymysql.err.MySQLError, OSError, AttributeError):
+        return lock.conn is not None and lock.holds()
+    except (pymysql.err.MySQLError, OSError):
         return False
-    return bool(row and row[0] == 1)
 
 
 class PrimaryLock(AdvisoryLock):
@@ -431,8 +431,6 @@ def open_lock(settings: Settings, log: Any, run_id: str, server: Any) -> Any:
 
 def cluster_holder(conn: pymysql.connections.Connection, settings: Settings, server: Any) -> dict[str, Any] | None:
     """Who holds the lock, for ``status``: on a cluster the lease's holder (else this node's GET_LOCK holder)."""
-    from .lock import lock_holder
-
     topo = getattr(server, "topology", None)
     if topo is not None and topo.clustered:
         lease = read_lease(conn, settings.lock_name)

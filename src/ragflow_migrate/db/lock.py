@@ -139,13 +139,18 @@ class AdvisoryLock:
         if self.conn is None or self.acquired_at is None:
             raise LockLostError(f"lock {self.name!r} is not held")
         try:
-            row = db.query_one(self.conn, "SELECT IS_USED_LOCK(%s) = CONNECTION_ID()", (self.name,))
+            held = self.holds()
         except (pymysql.err.MySQLError, OSError) as exc:
             reason = dialect.describe_connect_error(exc)[1]
             self._lost(f"the lock connection failed: {reason}")
         else:
-            if not row or row[0] != 1:
+            if not held:
                 self._lost("the lock is no longer held by this run's connection")
+
+    def holds(self) -> bool:
+        """Whether this lock's connection holds it now (the driver's error when the connection failed)."""
+        row = db.query_one(self.conn, "SELECT IS_USED_LOCK(%s) = CONNECTION_ID()", (self.name,))
+        return bool(row and row[0] == 1)
 
     def _lost(self, reason: str) -> None:
         self.log.error(events.LOCK_LOST, lock=self.name, reason=reason)

@@ -108,18 +108,6 @@ class Topology:
             fields.update(read_only=True)
         return fields
 
-    def describe(self) -> str:
-        if self.kind == GALERA:
-            text = (f"Galera node ({self.node_state or '?'}, {self.cluster_size} nodes, {self.osu_method or 'TOI'}"
-                    f"{', pxc_strict_mode=' + self.pxc_strict_mode if self.pxc_strict_mode else ''})")
-            return text
-        if self.kind == GROUP_REPLICATION:
-            mode = "single-primary" if self.single_primary else "multi-primary"
-            return f"Group Replication {self.role.lower() or 'member'} ({mode}, {len(self.nodes)} members)"
-        if self.kind == REPLICA:
-            return "read-only replica"
-        return "stand-alone server"
-
 
 def _variables(conn: pymysql.connections.Connection, sql: str) -> dict[str, str]:
     try:

@@ -65,17 +65,21 @@ def estimated_rows(conn: Any, table: str) -> int:
     return int(row[0]) if row else 0
 
 
-def too_large(ctx: Any, sql: str) -> dict[str, Any] | None:
-    """The statement's table and size when it would hold the cluster and is above the limit."""
+def blocking_size(ctx: Any, sql: str) -> tuple[str, int] | None:
+    """The table a blocking ALTER works on and its estimated rows; None for metadata-only DDL."""
+    table = blocking_table(sql)
+    return None if table is None else (table, estimated_rows(ctx.conn, table))
+
+
+def too_large(ctx: Any, sql: str, size: tuple[str, int] | None = None) -> dict[str, Any] | None:
+    """The statement's table and size when it would hold the cluster and is above the limit
+    (``size``: :func:`blocking_size`, when the caller has it already)."""
     if ctx.settings.allow_blocking_ddl:
         return None
-    table = blocking_table(sql)
-    if table is None:
+    size = size or blocking_size(ctx, sql)
+    if size is None or size[1] <= ctx.settings.blocking_ddl_rows:
         return None
-    rows = estimated_rows(ctx.conn, table)
-    if rows <= ctx.settings.blocking_ddl_rows:
-        return None
-    return {"table": table, "estimated_rows": rows, "sql": sql[:300]}
+    return {"table": size[0], "estimated_rows": size[1], "sql": sql[:300]}
 
 
 def pending_blockers(ctx: Any, steps: list[Any]) -> list[dict[str, Any]]:
@@ -102,12 +106,14 @@ def pending_blockers(ctx: Any, steps: list[Any]) -> list[dict[str, Any]]:
 def guard(ctx: Any, step: str, sql: str) -> None:
     """Right before a statement is sent on Galera: refuse it when too large (the preflight normally
     refused it already: this covers the data stages' own DDL), and announce a blocking one."""
-    big = too_large(ctx, sql)
+    size = blocking_size(ctx, sql)
+    if size is None:
+        return
+    big = too_large(ctx, sql, size)
     if big:
         raise ConfigError(
             f"{step}: {big['table']} holds about {big['estimated_rows']:,} rows; this ALTER would hold every "
             "Galera node for its whole duration (TOI)", hint=ALLOW_HINT, **big)
-    table = blocking_table(sql)
-    rows = estimated_rows(ctx.conn, table) if table is not None else 0
+    table, rows = size
     if rows >= ANNOUNCE_ROWS:
         ctx.notice(step, f"Galera TOI: every node waits while this runs on {table} (about {rows:,} rows)")

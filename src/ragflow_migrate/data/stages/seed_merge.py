@@ -53,6 +53,7 @@ TABLES = (PAGE, PAGE_HAVE, PAGE_GROUP, PAGE_AGG, PAGE_KEYS, DRIVER, REMAP, FOLD,
 SAMPLES = 5
 _COLUMNS = ("id", "create_time", "create_date", "update_time", "update_date", "model_name", "provider_id",
             "instance_id", "model_type", "status", "extra")
+_COLUMN_LIST = ", ".join(sqlkit.dialect.quote(c) for c in _COLUMNS)
 # The group's status (g: its aggregate, f: its first row).
 _STATUS = ("(CASE WHEN g.`sid` IS NULL THEN 'unsupported' WHEN g.`sid` = g.`id` THEN f.`status` "
            "ELSE g.`status` END)")
@@ -207,9 +208,8 @@ class SeedMerge:
         ctx, conn = self.ctx, self.ctx.conn
         for table in (PAGE, PAGE_HAVE, PAGE_GROUP, PAGE_AGG, PAGE_KEYS):
             sqlkit.clear_temp(conn, table)
-        cols = ", ".join(sqlkit.dialect.quote(c) for c in _COLUMNS)
         cond, args = sqlkit.range_condition("m.`instance_id`", after, upto)
-        self.read += sqlkit.logged(ctx, self.step, render("INSERT INTO {p} (", p=PAGE) + cols + ", `src`) SELECT "
+        self.read += sqlkit.logged(ctx, self.step, render("INSERT INTO {p} (", p=PAGE) + _COLUMN_LIST + ", `src`) SELECT "
                                    + ", ".join(f"m.{sqlkit.dialect.quote(c)}" for c in _COLUMNS)
                                    + ", 0 FROM `tenant_model` m WHERE " + cond, args)
         direct = new_table is not None and bool(self.instances) and self.split
@@ -235,7 +235,7 @@ class SeedMerge:
             return self._count_page()
         now = self.clock.ms
         with sqlkit.transaction(conn):
-            written = sqlkit.logged(ctx, self.step, render("INSERT INTO {n} (", n=new_table) + cols + render(
+            written = sqlkit.logged(ctx, self.step, render("INSERT INTO {n} (", n=new_table) + _COLUMN_LIST + render(
                 ") SELECT f.`id`, COALESCE(f.`create_time`, %s), FROM_UNIXTIME(FLOOR(COALESCE(f.`create_time`, %s) "
                 "/ 1000)), COALESCE(f.`update_time`, %s), FROM_UNIXTIME(FLOOR(COALESCE(f.`update_time`, %s) / 1000)), "
                 "f.`model_name`, f.`provider_id`, f.`instance_id`, g.`bits`, 'active', IF({good}, f.`extra`, '{{}}') "
@@ -325,13 +325,12 @@ class SeedMerge:
         (a name the instance holds in another case or accent) go through the row-by-row merge."""
         cond, args = sqlkit.range_condition("s.`instance_id`", after, upto)
         meta, ms = self.meta, self.clock.ms
-        cols = ", ".join(sqlkit.dialect.quote(c) for c in _COLUMNS)
         # The instance holds a row of that name (as its collation compares names): rm_pg_group has every
         # named row of the page; a blank name also matches rows without one (rm_pg_have's '').
         held = render("SELECT 1 FROM {g} g WHERE g.`instance_id` = s.`instance_id` AND g.`model_name` = ",
                       g=PAGE_GROUP)
         cmn = meta.collation("tenant_model", "model_name")
-        folded = sqlkit.logged(self.ctx, self.step, render("INSERT INTO {n} (", n=new_table) + cols
+        folded = sqlkit.logged(self.ctx, self.step, render("INSERT INTO {n} (", n=new_table) + _COLUMN_LIST
                                + ") SELECT LOWER(CONCAT(%s, LPAD(HEX(%s + s.`seq` * " + str(ORDINALS) + " + f.`ord`), "
                                "16, '0'))), %s, FROM_UNIXTIME(FLOOR(%s / 1000)), %s, FROM_UNIXTIME(FLOOR(%s / 1000)), "
                                "f.`llm_name`, s.`provider_id`, s.`instance_id`, f.`bits`, 'active', f.`extra` "
@@ -344,20 +343,18 @@ class SeedMerge:
                                (*self.ids.args(), ms, ms, ms, ms, *args))
         # the rest: the same test through the statement's own join with rm_pg_group (MySQL cannot open a
         # session table twice in one statement)
-        return folded + self._write_seeded_groups_by_rows(new_table, after, upto,
-                                                          "(g.`instance_id` IS NOT NULL OR TRIM(c.`llm_name`) = '')")
+        return folded + self._write_held_seeded_groups(new_table, cond, args)
 
-    def _write_seeded_groups_by_rows(self, new_table: str, after: Any, upto: Any, only: str) -> int:
-        """:meth:`_write_seeded_groups` row by row, for the catalogue rows ``only`` selects."""
-        cond, args = sqlkit.range_condition("s.`instance_id`", after, upto)
+    def _write_held_seeded_groups(self, new_table: str, cond: str, args: tuple[Any, ...]) -> int:
+        """:meth:`_write_seeded_groups` row by row, for the models the instance holds under another
+        spelling (or blank names), in the page ``cond`` selects (``args``: its parameters)."""
         key = f"s.`seq` * {ORDINALS} + c.`ord`"
         first_extra = f"SUBSTRING(MIN(CONCAT(LPAD({key}, 20, '0'), COALESCE(g.`extra`, c.`extra`))), 21)"
         good = f"CASE WHEN JSON_VALID({first_extra}) THEN JSON_TYPE({first_extra}) = 'OBJECT' ELSE 0 END"
-        cols = ", ".join(sqlkit.dialect.quote(c) for c in _COLUMNS)
         bit = canonical.bit_case_sql("c.`type_str`")
         not_shared = render(" AND NOT EXISTS (SELECT 1 FROM {k} k WHERE ", k=PAGE_KEYS) + self._key_match() + ")" \
-            + f" AND {only}"
-        sql = (render("INSERT INTO {n} (", n=new_table) + cols
+            + " AND (g.`instance_id` IS NOT NULL OR TRIM(c.`llm_name`) = '')"
+        sql = (render("INSERT INTO {n} (", n=new_table) + _COLUMN_LIST
                + ") SELECT LOWER(CONCAT(%s, LPAD(HEX(%s + MIN(" + key + ")), 16, '0'))), %s, "
                "FROM_UNIXTIME(FLOOR(%s / 1000)), %s, FROM_UNIXTIME(FLOOR(%s / 1000)), MIN(c.`llm_name`), "
                f"s.`provider_id`, s.`instance_id`, BIT_OR({bit}), 'active', IF({good}, {first_extra}, '{{}}') "
