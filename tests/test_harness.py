@@ -5,12 +5,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pymysql
@@ -299,31 +296,5 @@ def test_no_server_outlives_its_process(selected_servers: list[str], ending: str
     # the exec of `chroot`), "exit" prefers MariaDB (faster).
     preferred = ["mysql", "mariadb"] if ending == "sigkill" else ["mariadb", "mysql"]
     flavor = next(f for f in preferred if f in selected_servers)
-    child = subprocess.Popen(
-        [sys.executable, "-c", _CHILD.format(tests=str(TESTS_DIR), flavor=flavor)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    basedir = None
-    try:
-        line = child.stdout.readline()
-        assert line, child.stderr.read()
-        pid, basedir = int(line.split()[0]), Path(line.split()[1])
-        assert harness._proc_state(pid) not in (None, "Z")
-        if ending == "sigkill":
-            child.send_signal(signal.SIGKILL)
-        else:
-            child.stdin.write("exit\n")
-            child.stdin.flush()
-        child.wait(timeout=60)
-        deadline = time.monotonic() + 10
-        while harness._proc_state(pid) not in (None, "Z") and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert harness._proc_state(pid) in (None, "Z"), f"{flavor} server pid {pid} survived its parent"
-        if ending == "exit":
-            assert not basedir.exists()  # the atexit hook cleaned up too
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        if basedir is not None:
-            shutil.rmtree(basedir, ignore_errors=True)  # a SIGKILLed parent cannot clean up
+    harness.check_server_dies_with_its_process(_CHILD.format(tests=str(TESTS_DIR), flavor=flavor), ending,
+                                               f"{flavor} server")

@@ -8,8 +8,6 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -361,29 +359,4 @@ sys.exit(0)              # "exit": no stop(), the harness's atexit hook must kil
 
 @pytest.mark.parametrize("ending", ["exit", "sigkill"])
 def test_no_server_outlives_its_process(ending: str) -> None:
-    child = subprocess.Popen([sys.executable, "-c", _CHILD.format(tests=str(TESTS_DIR))], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    basedir = None
-    try:
-        line = child.stdout.readline()
-        assert line, child.stderr.read()
-        pid, basedir = int(line.split()[0]), Path(line.split()[1])
-        assert harness._proc_state(pid) not in (None, "Z")
-        if ending == "sigkill":
-            child.send_signal(signal.SIGKILL)
-        else:
-            child.stdin.write("exit\n")
-            child.stdin.flush()
-        child.wait(timeout=60)
-        deadline = time.monotonic() + 10
-        while harness._proc_state(pid) not in (None, "Z") and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert harness._proc_state(pid) in (None, "Z"), f"postgres pid {pid} survived its parent"
-        if ending == "exit":
-            assert not basedir.exists()
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        if basedir is not None:
-            shutil.rmtree(basedir, ignore_errors=True)
+    harness.check_server_dies_with_its_process(_CHILD.format(tests=str(TESTS_DIR)), ending, "postgres")

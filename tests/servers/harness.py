@@ -663,8 +663,11 @@ class Server:
     def is_frozen(self) -> bool:
         return self.is_alive() and _proc_state(self.pid) in ("T", "t")  # type: ignore[arg-type]
 
+    #: The signal of a clean shutdown (SIGTERM for mysqld/mariadbd, as `mysqladmin shutdown`).
+    STOP_SIGNAL = signal.SIGTERM
+
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """Clean shutdown (SIGTERM, as `mysqladmin shutdown`); SIGKILL if it takes over ``timeout``."""
+        """Clean shutdown (:attr:`STOP_SIGNAL`); SIGKILL if it takes over ``timeout``."""
         if not self.is_alive():
             self._reap()
             self._forget()
@@ -672,7 +675,7 @@ class Server:
         assert self._proc is not None
         if self._frozen or self.is_frozen():
             self.thaw()
-        os.kill(self._proc.pid, signal.SIGTERM)
+        os.kill(self._proc.pid, self.STOP_SIGNAL)
         try:
             self._proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -976,6 +979,38 @@ def running(flavor: str, basedir: str | os.PathLike[str] | None = None, **kw: An
             server.stop()
         finally:
             server.cleanup()
+
+
+def check_server_dies_with_its_process(script: str, ending: str, what: str) -> None:
+    """For the harness's own tests: ``script`` (run by this Python) starts a server, prints
+    ``<pid> <basedir>`` and waits for ``exit`` on stdin. It is ended by ``exit`` (``ending="exit"``) or
+    SIGKILL; the server must not outlive it, and a child that exited must have removed its folder."""
+    child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    basedir = None
+    try:
+        line = child.stdout.readline()
+        assert line, child.stderr.read()
+        pid, basedir = int(line.split()[0]), Path(line.split()[1])
+        assert _proc_state(pid) not in (None, "Z")
+        if ending == "sigkill":
+            child.send_signal(signal.SIGKILL)
+        else:
+            child.stdin.write("exit\n")
+            child.stdin.flush()
+        child.wait(timeout=60)
+        deadline = time.monotonic() + 10
+        while _proc_state(pid) not in (None, "Z") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _proc_state(pid) in (None, "Z"), f"{what} pid {pid} survived its parent"
+        if ending == "exit":
+            assert not basedir.exists()  # the atexit hook cleaned up too
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        if basedir is not None:
+            shutil.rmtree(basedir, ignore_errors=True)  # a SIGKILLed parent cannot clean up
 
 
 def _main(argv: Sequence[str]) -> int:

@@ -242,22 +242,8 @@ class PostgresServer(harness.Server):
                                   f"{harness.START_TIMEOUT:.0f}s (last error: {last_error}); log {self.error_log}:\n"
                                   f"{harness._tail(self.error_log)}")
 
-    def stop(self, timeout: float = harness.STOP_TIMEOUT) -> None:
-        """Fast shutdown (SIGINT: open sessions are ended); SIGKILL if it takes over ``timeout``."""
-        if not self.is_alive():
-            self._reap()
-            self._forget()
-            return
-        assert self._proc is not None
-        if self._frozen or self.is_frozen():
-            self.thaw()
-        os.kill(self._proc.pid, signal.SIGINT)
-        try:
-            self._proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise harness.ServerError(f"{self.label} did not shut down within {timeout:.0f}s; killed it") from None
-        self._forget()
+    #: Fast shutdown: SIGINT ends the open sessions (SIGTERM, "smart", would wait for them).
+    STOP_SIGNAL = signal.SIGINT
 
     def freeze(self) -> None:
         """SIGSTOP the postmaster and every backend: connections stay open, nothing answers."""
