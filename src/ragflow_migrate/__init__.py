@@ -1,4 +1,5 @@
-"""ragflow-migrate: upgrade a RAGFlow MySQL database, safely and fast, ahead of the RAGFlow pods."""
+"""ragflow-migrate: upgrade a RAGFlow database (MySQL, MariaDB or PostgreSQL), safely and fast, ahead
+of the RAGFlow pods."""
 
 import sys as _sys
 
@@ -8,11 +9,11 @@ __version__ = "0.1.0"
 def _import_peewee_without_postgres_drivers() -> None:
     """Import peewee before anything else does, with the PostgreSQL drivers hidden from it.
 
-    peewee imports psycopg2 / psycopg at import time when they are installed (psycopg is a test
-    dependency here: ``tests/servers/postgres.py``), which costs about 90 ms on every start of the
-    tool (``python -X importtime``): a no-op run went from 0.24 s to 0.35 s, and the test suite, which
-    starts the tool thousands of times, paid minutes. Nothing here uses them through peewee. The
-    drivers stay importable afterwards (only the entries this function added are removed)."""
+    peewee imports psycopg2 / psycopg at import time when they are installed (psycopg 3 is this
+    tool's PostgreSQL driver), which costs about 90 ms on every start (``python -X importtime``): a
+    MySQL no-op run went from 0.24 s to 0.35 s. The drivers stay importable afterwards (only the
+    entries this function added are removed); the PostgreSQL backend hands psycopg to peewee when
+    it needs it (``backends/postgres/peewee_db.py``)."""
     if "peewee" in _sys.modules:
         return
     hidden = [name for name in ("psycopg2", "psycopg") if name not in _sys.modules]

@@ -15,16 +15,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import peewee
-import pymysql
 
-from . import __version__, events, interrupt, logs
+from . import __version__, backends, events, interrupt, logs
 from .config import (
     LOG_FORMATS,
     LOG_LEVELS,
     READ_ONLY_WAIT_TIMEOUT,
     SPECS,
     Settings,
-    check_migratable,
     env_flag,
     load_settings,
 )
@@ -189,7 +187,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs.configure(fmt=settings.log_format, level=settings.log_level, stream=stream,
                        secrets=[settings.password.reveal()])
         log = logs.get_logger()
-        check_migratable(settings)  # before anything connects
         interrupt.install(lambda name: log.warning(events.SIGNAL_RECEIVED, signal=name))
         log.info(events.RUN_STARTED, command=args.command, version=__version__,
                  target=settings.target_version, settings=settings.describe())
@@ -198,12 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler = _HANDLERS[key]
         try:
             code = handler(args, settings, log, run_id, summary)
-        except (pymysql.err.MySQLError, peewee.PeeweeException, ConnectionError) as exc:
+        except (*backends.get(settings).driver_errors, peewee.PeeweeException, ConnectionError) as exc:
             # A driver error outside any step (planning, the lock, the journal): the same
             # classes as inside one (lost connection, missing privilege...), not "a bug".
-            from .runner import classify_db_error
-
-            error = classify_db_error(exc, args.command)
+            error = backends.get(settings).classify_error(exc, args.command)
             if error is None:
                 raise
             raise error from exc
@@ -302,28 +297,22 @@ def _state_after(ctx: Any, planner: Any, report: Any, failed: bool) -> dict[str,
         return {**fields, "state": plan.state, "release": plan.release}
     if ctx is None:  # never connected: nothing to say about the database
         return fields
-    conn = ctx.conn
-    if conn is None or not getattr(conn, "open", False):
+    conn, backend = ctx.conn, ctx.backend
+    if conn is None or not backend.is_open(conn):
         return {**fields, "state": "unknown"}
-    saved = getattr(conn, "_read_timeout", None)
     try:
-        if failed:
-            conn._read_timeout = _REPLAN_READ_TIMEOUT_S
-            conn.rollback()  # a step that failed mid-transaction: read the database as it is now
-        after = planner(ctx)
+        with backend.read_timeout(conn, _REPLAN_READ_TIMEOUT_S if failed else None):
+            if failed:
+                conn.rollback()  # a step that failed mid-transaction: read the database as it is now
+            after = planner(ctx)
     except Exception as exc:  # noqa: BLE001 - the original outcome and exit code must stand
         ctx.log.warning(events.STEP_NOTICE, step="summary", message=f"could not read the state after the run: {exc}")
         return {**fields, "state": "unknown"}
-    finally:
-        if getattr(conn, "open", False):
-            conn._read_timeout = saved
     return {**fields, "state": after.state, "release": after.release}
 
 
 def cmd_wait(args: argparse.Namespace, settings: Settings, log: Any, run_id: str, summary: dict) -> int:
-    from .db.wait import wait_for_database
-
-    info = wait_for_database(settings, log)
+    info = backends.get(settings).wait_for_database(settings, log)
     summary.update(outcome="ready", server=info.label)
     return int(ExitCode.OK)
 

@@ -292,7 +292,7 @@ class Backend:
 
 _SECTION_KEYS = {"host": "host", "port": "port", "user": "user", "password": "password", "name": "database"}
 
-#: RAGFlow's DB_TYPE values this tool knows. ``MIGRATABLE_DB_TYPES``: those this release migrates.
+#: RAGFlow's DB_TYPE values this tool migrates (``backends/<name>`` implements each).
 BACKENDS: Mapping[str, Backend] = {
     "mysql": Backend(
         "mysql", "MySQL", "mysql",
@@ -316,7 +316,6 @@ BACKENDS: Mapping[str, Backend] = {
     ),
 }
 DB_TYPES = tuple(BACKENDS)
-MIGRATABLE_DB_TYPES = ("mysql",)
 #: RAGFlow's other DB_TYPE values (v0.27.0): understood, and refused by name.
 _OTHER_RAGFLOW_DB_TYPES = ("gaussdb", "oceanbase")
 
@@ -595,20 +594,6 @@ def _resolve_pg_sslmode(backend: Backend, values: Mapping[str, Any], sources: Ma
             f"{source}: sslmode {mode} needs the CA bundle that signed the server's certificate",
             hint="set RAGFLOW_MIGRATE_SSL_CA or pass --ssl-ca (a PEM file)", setting="pg_sslmode")
     return mode
-
-
-def check_migratable(settings: Settings) -> None:
-    """Refuse, before any connection, a database type this release configures but cannot migrate."""
-    if settings.db_type in MIGRATABLE_DB_TYPES:
-        return
-    label = settings.backend.label
-    raise ConfigError(
-        f"{settings.sources['db_type']}: {settings.db_type} ({label}): this release of ragflow-migrate "
-        f"migrates MySQL and MariaDB databases only; {label} support is planned",
-        hint="nothing was changed and no connection was made; leave ragflow-migrate out of "
-        f"{label} deployments until a release supports them",
-        setting="db_type",
-    )
 
 
 def _read_password_file(path: str, source: str) -> str:

@@ -13,17 +13,16 @@ converted) is ``drifted``, and the schema repair step runs before the verificati
 
 from __future__ import annotations
 
-import pymysql
-
+from . import backends
 from .db import connect as db
-from .db import dialect
+from .errors import ConfigError
 from .journal import TABLE as JOURNAL_TABLE
 from .releases import releases_up_to
 from .schema.diff import Difference
 from .schema.repair import RepairStep
 from .schema.state import schema_drift, schema_state
 from .schema.steps import InstallStep, VerifyStep, deferred_columns
-from .steps import Plan, RunContext, Step
+from .steps import Plan, RunContext, Step, StepPlan, StepResult
 
 #: Releases whose data stages run right after their schema migration.
 DATA_GATES = ("v0.26.0", "v0.27.0")
@@ -106,18 +105,56 @@ def _with_drift(details: dict, drifted: list[Difference]) -> dict:
 def data_steps(ctx: RunContext, gate: str, *, schema_pending: bool) -> list[Step]:
     """The data stages of ``gate`` that are pending (all of them when the gate's schema step is
     about to run: their tables do not exist yet, so each stage checks when it runs)."""
+    if not ctx.backend.data_stages:
+        return _unported_data(ctx, gate)
     from .data.registry import data_steps as pending_stages
 
     return list(pending_stages(ctx, gate, schema_pending=schema_pending))
 
 
+#: The tables the model-data stages read: a row in any of them is work for them.
+DATA_SOURCES = ("tenant", "tenant_llm", "dialog", "knowledgebase", "memory", "tenant_model_provider",
+                "tenant_model_instance", "tenant_model")
+
+
+class UnportedDataStep(Step):
+    """The model-data stages of ``gate`` on a backend they do not run on yet: the preflight
+    refuses the run before its first write (exit 2), ``plan`` and ``status`` say why."""
+
+    kind = "data"
+
+    def __init__(self, gate: str, backend: str, tables: list[str]) -> None:
+        self.gate, self.tables = gate, tables
+        self.name = f"data {gate}"
+        self.release = gate
+        self.unsupported = (f"the model-data migration (RAGFlow {DATA_GATES[0]} to {gate}) does not run on {backend} "
+                            "in this release, "
+                            f"and the database holds rows it must migrate ({', '.join(tables)})")
+
+    def plan(self, ctx: RunContext) -> StepPlan:
+        return StepPlan(self.name, self.unsupported)
+
+    def apply(self, ctx: RunContext) -> StepResult:
+        raise ConfigError(self.unsupported + "; nothing was changed")
+
+
+def _unported_data(ctx: RunContext, gate: str) -> list[Step]:
+    gates = [g for g in DATA_GATES if g in releases_up_to(ctx.settings.target_version)]
+    if gate != gates[-1]:
+        return []  # one step stands for every gate's stages: the last one's
+    present = ctx.backend.table_names(ctx.conn, ctx.settings.database)
+    holding = [t for t in DATA_SOURCES if t in present
+               and db.query_one(ctx.conn, f"SELECT 1 FROM {ctx.backend.quote(t)} LIMIT 1")]
+    return [UnportedDataStep(gate, ctx.backend.label, holding)] if holding else []
+
+
 def _last_verification_failed(ctx: RunContext) -> bool:
     try:
         row = db.query_one(
-            ctx.conn, f"SELECT status FROM {dialect.quote(JOURNAL_TABLE)} WHERE step = %s ORDER BY id DESC LIMIT 1",
+            ctx.conn, f"SELECT status FROM {JOURNAL_TABLE} WHERE step = %s ORDER BY id DESC LIMIT 1",
             (VerifyStep.name_for(),))
-    except pymysql.err.ProgrammingError as exc:
-        if dialect.error_code(exc) == 1146:
+    except Exception as exc:
+        if backends.is_missing_table(exc):
             return False
         raise
     return bool(row) and row[0] != "finished"

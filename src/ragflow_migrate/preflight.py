@@ -72,10 +72,9 @@ def check(ctx: RunContext, steps: list[Step]) -> Findings:
     if not steps:
         return findings
     pending = {getattr(s, "stage", None) for s in steps if s.kind == "data"} - {None}
+    _unsupported(steps, findings)
     catalog = _catalogue(ctx, pending, findings)
-    _privileges(ctx, pending, findings)
-    _read_only(ctx, findings)
-    _blocking_ddl(ctx, steps, findings)
+    ctx.backend.check_server(ctx, steps, bool(pending), findings)
     if pending and not any(b.kind == "catalogue" for b in findings.blockers):
         _values(ctx, pending, catalog, findings)
     findings.duration_s = time.monotonic() - started
@@ -109,20 +108,36 @@ def _error(blockers: list[Blocker]) -> MigrateError:
     return cls(message, hint=first.remedy, **fields)
 
 
-_ORDER = {"catalogue": 0, "blocking_ddl": 0, "privileges": 1, "read_only": 2, "value": 3}
+_ORDER = {"unsupported": 0, "catalogue": 0, "blocking_ddl": 0, "privileges": 1, "read_only": 2, "value": 3}
+
+
+def _unsupported(steps: list[Step], findings: Findings) -> None:
+    for step in steps:
+        reason = getattr(step, "unsupported", None)
+        if reason:
+            findings.blockers.append(Blocker(
+                "unsupported", int(ExitCode.CONFIG), reason,
+                "`ragflow-migrate schema apply` brings the schema alone to the target (README: PostgreSQL); "
+                "keep RAGFlow at its release until a ragflow-migrate release migrates this data"))
+
+
+def mysql_checks(ctx: RunContext, steps: list[Step], data_pending: bool, findings: Findings) -> None:
+    """The MySQL backend's server checks: privileges (SHOW GRANTS), read-only, Galera's TOI."""
+    _privileges(ctx, data_pending, findings)
+    _read_only(ctx, findings)
+    _blocking_ddl(ctx, steps, findings)
 
 
 def _catalogue(ctx: RunContext, pending: set[str], findings: Findings) -> Any:
     from .data import catalog as catalog_module
-    from .data.sqlkit import Meta
 
     if not pending & CATALOG_STAGES:
         return None
     cached = ctx.extras.get(catalog_module.CACHE_KEY)
     if cached is not None:
         return cached
-    meta = Meta(ctx.conn)
-    needed = any(meta.has_table(t) and db.query_one(ctx.conn, f"SELECT 1 FROM `{t}` LIMIT 1")
+    present = ctx.backend.table_names(ctx.conn, ctx.settings.database)
+    needed = any(t in present and db.query_one(ctx.conn, f"SELECT 1 FROM {ctx.backend.quote(t)} LIMIT 1")
                  for t in CATALOG_INPUTS)
     try:
         loaded = catalog_module.load_catalog(ctx.settings.catalog)
@@ -136,8 +151,8 @@ def _catalogue(ctx: RunContext, pending: set[str], findings: Findings) -> Any:
     return loaded
 
 
-def _privileges(ctx: RunContext, pending: set[str], findings: Findings) -> None:
-    needed = BASE_PRIVILEGES | (DATA_PRIVILEGES if pending else frozenset())
+def _privileges(ctx: RunContext, data_pending: bool, findings: Findings) -> None:
+    needed = BASE_PRIVILEGES | (DATA_PRIVILEGES if data_pending else frozenset())
     verdict = privileges.missing(ctx.conn, ctx.settings.database, needed)
     if not verdict.certain:
         ctx.log.debug(events.STEP_NOTICE, step="preflight",
@@ -187,7 +202,15 @@ def _values(ctx: RunContext, pending: set[str], catalog: Any, findings: Findings
     from .data import overflow
     from .data.stages.base import WIDEN_HINT
 
-    for found in overflow.overflows(ctx.conn, pending, catalog):
+    predict = getattr(ctx.backend, "data_overflows", None) or overflow.overflows
+    for found in predict(ctx.conn, pending, catalog):
+        if ctx.settings.widen_columns and not getattr(ctx.backend, "widens_columns", True):
+            findings.blockers.append(Blocker(
+                "unsupported", int(ExitCode.CONFIG),
+                f"--widen-columns is not supported on {ctx.backend.label} in this release: {found.describe()}",
+                "widen the named column by hand (ALTER TABLE … ALTER COLUMN … TYPE varchar(N)) or correct the "
+                "values, then run again without --widen-columns", found.as_dict()))
+            continue
         if ctx.settings.widen_columns:
             findings.widenings.append(found.as_dict())
             continue

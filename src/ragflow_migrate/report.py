@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from .db.cluster_lock import cluster_holder
 from .db.lock import describe_holder
 from .journal import last_entries
 from .schema.diff import Difference
@@ -30,7 +29,7 @@ from .steps import Plan, RunContext, StepPlan
 
 def status_dict(ctx: RunContext, planner: Any) -> dict[str, Any]:
     plan: Plan = planner(ctx)
-    holder = cluster_holder(ctx.conn, ctx.settings, ctx.server)
+    holder = ctx.backend.lock_holder(ctx.conn, ctx.settings, ctx.server)
     entries = last_entries(ctx.conn)
     last_run = _last_run(entries)
     state = plan.state

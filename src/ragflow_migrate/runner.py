@@ -15,15 +15,9 @@ import dataclasses
 import time
 from typing import Any
 
-import pymysql
-
-from . import events, preflight
+from . import backends, events, preflight
 from .config import Settings
-from .db import connect as db
-from .db import dialect, topology
-from .db.cluster_lock import open_lock
-from .db.wait import wait_for_database
-from .errors import AuthError, DatabaseNewerError, MigrateError, StepFailedError
+from .errors import DatabaseNewerError, MigrateError
 from .journal import Journal
 from .releases import KNOWN_RELEASES
 from .steps import Plan, Planner, RunContext, Step, StepResult
@@ -68,29 +62,21 @@ class RunReport:
 
 
 def open_context(settings: Settings, log: Any, run_id: str, *, wait: bool = True) -> RunContext:
-    """Wait for MySQL and open the work connection."""
-    server = wait_for_database(settings, log) if wait else None
-    conn = db.connect(settings)
+    """Wait for the database and open the work connection."""
+    backend = backends.get(settings)
+    server = backend.wait_for_database(settings, log) if wait else None
+    conn = backend.connect(settings)
     if server is None:
-        server = topology.identify(conn)
-    _tune(conn, server, log)
+        server = backend.identify(conn)
+    backend.tune(conn, server, log)
 
-    def open_session() -> pymysql.connections.Connection:
-        other = db.connect(settings)
-        _tune(other, server, log)
+    def open_session() -> Any:
+        other = backend.connect(settings)
+        backend.tune(other, server, log)
         return other
 
     return RunContext(settings=settings, log=log, run_id=run_id, server=server, conn=conn,
                       open_session=open_session)
-
-
-def _tune(conn: pymysql.connections.Connection, server: dialect.ServerInfo, log: Any) -> None:
-    tuning = server.session_tuning_sql()
-    if tuning:
-        try:
-            db.execute(conn, tuning)
-        except pymysql.err.MySQLError as exc:  # a speed-up only: the run goes on without it
-            log.debug(events.STEP_NOTICE, step="connect", message=f"{tuning} refused: {exc}")
 
 
 def close_context(ctx: RunContext | None) -> None:
@@ -99,7 +85,7 @@ def close_context(ctx: RunContext | None) -> None:
     if ctx.lock is not None:
         ctx.lock.release()
         ctx.lock = None
-    db.close_quietly(ctx.conn)
+    ctx.backend.close_quietly(ctx.conn)
     ctx.conn = None
 
 
@@ -119,7 +105,7 @@ def run(ctx: RunContext, planner: Planner, report: RunReport | None = None) -> R
 
     report.plan = plan
     preflight.enforce(ctx, plan.steps)  # before the lock, whose bookkeeping is already a write
-    ctx.lock = open_lock(ctx.settings, ctx.log, ctx.run_id, ctx.server)
+    ctx.lock = ctx.backend.open_lock(ctx.settings, ctx.log, ctx.run_id, ctx.server)
     ctx.lock.acquire()
     try:
         checked = plan.pending
@@ -127,7 +113,7 @@ def run(ctx: RunContext, planner: Planner, report: RunReport | None = None) -> R
         report.plan = plan
         preflight.enforce_again(ctx, checked, plan.steps)
         _log_plan(ctx, plan)
-        journal = Journal(ctx.conn, ctx.run_id, ctx.settings.instance)
+        journal = Journal(ctx.conn, ctx.run_id, ctx.settings.instance, ctx.backend)
         for step in plan.steps:
             ctx.checkpoint()
             started = time.monotonic()
@@ -153,11 +139,11 @@ def run_step(ctx: RunContext, step: Step, journal: Journal | None) -> StepOutcom
         result = step.apply(ctx)
     except BaseException as exc:
         duration = time.monotonic() - started
-        error = exc if isinstance(exc, MigrateError) else classify_db_error(exc, step.name)
+        error = exc if isinstance(exc, MigrateError) else ctx.backend.classify_error(exc, step.name)
         if entry is not None:
             try:
                 journal.finished(entry, "failed", duration, detail=error.as_fields() if error else None)
-            except (pymysql.err.MySQLError, OSError):
+            except (*ctx.backend.driver_errors, OSError):
                 pass  # the work connection may be what failed; the journal row stays "started"
         if error is not None:
             ctx.log.error(events.STEP_FAILED, step=step.name, **error.as_fields())
@@ -179,30 +165,9 @@ def run_step(ctx: RunContext, step: Step, journal: Journal | None) -> StepOutcom
     return StepOutcome(step.name, step.kind, "applied", round(duration, 3), result.rows, result.changes)
 
 
-def classify_db_error(exc: BaseException, step: str) -> MigrateError | None:
+def classify_db_error(exc: BaseException, step: str, settings: Settings | None = None) -> MigrateError | None:
     """Map a driver error raised inside a step to a failure class; None for non-DB errors."""
-    if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
-        return None
-    code = dialect.error_code(exc)
-    text = dialect.error_text(exc)
-    if code in dialect.AUTH_ERRORS:
-        return AuthError(
-            f"{step}: MySQL denied an operation: {text} (error {code})",
-            hint="the migration user needs the privileges listed in the README's 'Privileges' section",
-            error_code=code,
-        )
-    if code in dialect.READ_ONLY:
-        return StepFailedError(f"{step}: the server is read-only: {text}",
-                               hint="point the tool at the primary (a replica cannot be migrated)",
-                               error_code=code)
-    if dialect.is_connection_lost(exc):
-        return StepFailedError(f"{step}: lost the connection to MySQL: {text}",
-                               hint="run again: every step resumes safely", error_code=code)
-    if isinstance(exc, (pymysql.err.MySQLError, OSError)):
-        return StepFailedError(f"{step}: {text}" + (f" (error {code})" if code else ""),
-                               hint="the database is safe to run again; the error above says what failed",
-                               error_code=code)
-    return None
+    return backends.get(settings if settings is not None else "mysql").classify_error(exc, step)
 
 
 def _checked(plan: Plan) -> Plan:

@@ -146,6 +146,21 @@ class RunContext:
     extras: dict[str, Any] = dataclasses.field(default_factory=dict)
     _checkpoint_hooks: list[Callable[[], None]] = dataclasses.field(default_factory=list)
 
+    @property
+    def backend(self) -> Any:
+        """The :class:`~.backends.base.Backend` of ``settings.db_type``."""
+        from .backends import get
+
+        return get(self.settings)
+
+    def live_schema(self, tables: list[str] | None = None) -> Any:
+        """The live schema (of just ``tables``, when given) in the backend's normal form."""
+        return self.backend.live_snapshot(self.conn, self.settings.database, tables=tables, server=self.server)
+
+    def declared(self, snapshot: Any) -> Any:
+        """A declared schema (the chain's models) in the backend's normal form."""
+        return self.backend.declared(snapshot)
+
     def checkpoint(self) -> None:
         """Between statements and batches: stop if interrupted or if the lock is lost."""
         interrupt.check()

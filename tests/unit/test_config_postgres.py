@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ragflow_migrate import cli
-from ragflow_migrate.config import BACKENDS, MIGRATABLE_DB_TYPES, SPECS, check_migratable, load_settings
+from ragflow_migrate.config import BACKENDS, SPECS, load_settings
 from ragflow_migrate.errors import ConfigError, ExitCode
 
 PG = {"DB_TYPE": "postgres", "POSTGRES_HOST": "pg.example"}
@@ -28,8 +28,6 @@ def test_mysql_stays_the_default_and_says_so():
     s = load_settings({}, {"MYSQL_HOST": "h"})
     assert (s.db_type, s.sources["db_type"], s.pg_sslmode) == ("mysql", "default", None)
     assert s.describe()["db_type"] == "mysql" and s.describe()["tls"] == "off"
-    check_migratable(s)  # no error
-    assert MIGRATABLE_DB_TYPES == ("mysql",)
 
 
 def test_postgres_defaults_follow_ragflow():
@@ -269,26 +267,23 @@ def test_connection_settings_are_not_tool_variables(tmp_path):
 # --- the refusal --------------------------------------------------------------------------------
 
 
-def test_check_migratable_refuses_postgres():
-    with pytest.raises(ConfigError) as err:
-        check_migratable(load_settings({}, PG))
-    assert err.value.message == ("env DB_TYPE: postgres (PostgreSQL): this release of ragflow-migrate migrates "
-                                 "MySQL and MariaDB databases only; PostgreSQL support is planned")
-    assert err.value.exit_code == ExitCode.CONFIG
-
-
-@pytest.mark.parametrize("argv", [["run"], ["wait"], ["status"], ["plan"], ["schema", "diff"], ["data"]])
-def test_the_cli_exits_2_before_connecting(argv, tmp_path, monkeypatch, capsys):
-    """Every verb refuses DB_TYPE=postgres with exit 2 and the reason, and nothing reaches the server."""
+@pytest.mark.parametrize("argv", [["run"], ["wait"], ["status"], ["plan"], ["schema", "diff"]])
+def test_postgres_verbs_go_to_the_postgres_server_only(argv, tmp_path, monkeypatch, capsys):
+    """With DB_TYPE=postgres every verb talks to POSTGRES_HOST:POSTGRES_PORT (here: nothing listens,
+    so it waits, then exits 3 naming PostgreSQL), never to the MYSQL_* server, and never prints the
+    password."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
-    port = str(listener.getsockname()[1])
+    mysql_port = str(listener.getsockname()[1])
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    pg_port = str(closed.getsockname()[1])  # bound, never listening: connections are refused
     term = tmp_path / "termination-log"
-    for name in [n for n in list(os.environ) if n.startswith(("MYSQL_", "POSTGRES_", "RAGFLOW_"))]:
+    for name in [n for n in list(os.environ) if n.startswith(("MYSQL_", "POSTGRES_", "RAGFLOW_", "PG"))]:
         monkeypatch.delenv(name)
-    for name, value in {"DB_TYPE": "postgres", "POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": port,
-                        "POSTGRES_PASSWORD": "pg-secret-9", "MYSQL_HOST": "127.0.0.1", "MYSQL_PORT": port,
+    for name, value in {"DB_TYPE": "postgres", "POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": pg_port,
+                        "POSTGRES_PASSWORD": "pg-secret-9", "MYSQL_HOST": "127.0.0.1", "MYSQL_PORT": mysql_port,
                         "RAGFLOW_MIGRATE_TERMINATION_LOG": str(term), "RAGFLOW_MIGRATE_LOG_FORMAT": "json",
                         "RAGFLOW_MIGRATE_WAIT_TIMEOUT": "1"}.items():
         monkeypatch.setenv(name, value)
@@ -297,10 +292,11 @@ def test_the_cli_exits_2_before_connecting(argv, tmp_path, monkeypatch, capsys):
         readable, _, _ = select.select([listener], [], [], 0.2)
     finally:
         listener.close()
-    assert code == ExitCode.CONFIG == 2
-    assert not readable, "something connected to the server"
+        closed.close()
+    assert code == ExitCode.UNREACHABLE == 3
+    assert not readable, "something connected to the MySQL server"
     out = capsys.readouterr()
     summary = json.loads(term.read_text())
-    assert summary["outcome"] == "config_error" and summary["exit_code"] == 2
-    assert "migrates MySQL and MariaDB databases only; PostgreSQL support is planned" in summary["error"]
+    assert summary["outcome"] == "unreachable" and summary["exit_code"] == 3
+    assert "PostgreSQL" in summary["error"] and pg_port in summary["error"]
     assert "pg-secret-9" not in out.out + out.err + term.read_text()

@@ -23,7 +23,7 @@ import json
 import sys
 from typing import Any
 
-from ..errors import ExitCode
+from ..errors import ConfigError, ExitCode
 from ..releases import parse_release
 from . import ddl, registry
 from .sqlkit import Meta
@@ -71,6 +71,8 @@ def cmd_data(args: argparse.Namespace, settings: Any, log: Any, run_id: str, sum
 
     ctx = runner.open_context(settings, log, run_id)
     ctx.extras["data.cross_provider_fallback"] = bool(args.cross_provider_fallback)
+    if chosen is not None:  # the same names, as this backend's stages
+        chosen = registry.select([s.stage for s in chosen], ctx)
     try:
         if args.execute:
             return _execute(ctx, chosen, summary)
@@ -104,7 +106,6 @@ def _dry_run(ctx: Any, args: argparse.Namespace, chosen: list[DataStage] | None,
 
 def _execute(ctx: Any, chosen: list[DataStage] | None, summary: dict) -> int:
     from .. import preflight, runner
-    from ..db.cluster_lock import open_lock
     from ..journal import Journal
 
     summary["steps"] = []
@@ -113,13 +114,13 @@ def _execute(ctx: Any, chosen: list[DataStage] | None, summary: dict) -> int:
         summary["outcome"] = "noop"
         return int(ExitCode.OK)
     preflight.enforce(ctx, list(stages))  # everything knowable, before the lock's first write
-    ctx.lock = open_lock(ctx.settings, ctx.log, ctx.run_id, ctx.server)
+    ctx.lock = ctx.backend.open_lock(ctx.settings, ctx.log, ctx.run_id, ctx.server)
     ctx.lock.acquire()
     try:
         checked = [s.name for s in stages]
         stages = _pending(ctx, chosen)  # decided under the lock: another runner may have done it
         preflight.enforce_again(ctx, checked, list(stages))
-        journal = Journal(ctx.conn, ctx.run_id, ctx.settings.instance)
+        journal = Journal(ctx.conn, ctx.run_id, ctx.settings.instance, ctx.backend)
         for stage in stages:
             ctx.checkpoint()
             summary["steps"].append(runner.run_step(ctx, stage, journal).as_dict())
@@ -132,10 +133,12 @@ def _execute(ctx: Any, chosen: list[DataStage] | None, summary: dict) -> int:
 
 
 def _create_tables(ctx: Any, chosen: list[DataStage] | None, summary: dict) -> int:
-    from ..db.cluster_lock import open_lock
-
+    if getattr(ctx.backend, "transactional_ddl", False):
+        raise ConfigError(f"data --create-table-only creates the model tables on MySQL only; on "
+                          f"{ctx.backend.label} the schema migrations create them",
+                          hint="`ragflow-migrate schema apply` (or `run`) creates every table of the target release")
     stages = chosen if chosen is not None else registry.all_stages()
-    ctx.lock = open_lock(ctx.settings, ctx.log, ctx.run_id, ctx.server)
+    ctx.lock = ctx.backend.open_lock(ctx.settings, ctx.log, ctx.run_id, ctx.server)
     ctx.lock.acquire()
     try:
         meta = Meta(ctx.conn)

@@ -19,28 +19,31 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-import pymysql
-
+from .. import backends
 from ..errors import StepFailedError
 from ..releases import Release, parse_release, try_parse_release
-from . import sqlkit
+from . import sqlkit, state
 
 NAME = "mysql_migration.database.version"
 TABLE = "system_settings"
 
 
-def read(conn: pymysql.connections.Connection) -> str | None:
+def _missing(exc: BaseException) -> bool:
+    return sqlkit.is_missing_table(exc) or backends.is_missing_table(exc)
+
+
+def read(conn: Any) -> str | None:
     """The raw marker value, or None (no table, no row)."""
     try:
-        rows = sqlkit.query(conn, "SELECT `value` FROM `system_settings` WHERE `name` = %s", (NAME,))
-    except pymysql.err.ProgrammingError as exc:
-        if sqlkit.is_missing_table(exc):
+        rows = sqlkit.query(conn, "SELECT value FROM system_settings WHERE name = %s", (NAME,))
+    except Exception as exc:
+        if _missing(exc):
             return None
         raise
     return str(rows[0][0]) if rows and rows[0][0] is not None else None
 
 
-def version(conn: pymysql.connections.Connection) -> Release | None:
+def version(conn: Any) -> Release | None:
     return try_parse_release(read(conn))
 
 
@@ -54,11 +57,12 @@ def write(ctx: Any, gate: str, step: str) -> bool:
     conn = ctx.conn
     now = int(time.time())
     now_date = datetime.fromtimestamp(now, tz=UTC).replace(tzinfo=None)
-    with sqlkit.transaction(conn):
+    pg = state.is_postgres(conn)
+    with (conn.transaction() if pg else sqlkit.transaction(conn)):
         try:
-            rows = sqlkit.query(conn, "SELECT `value` FROM `system_settings` WHERE `name` = %s FOR UPDATE", (NAME,))
-        except pymysql.err.ProgrammingError as exc:
-            if sqlkit.is_missing_table(exc):
+            rows = sqlkit.query(conn, "SELECT value FROM system_settings WHERE name = %s FOR UPDATE", (NAME,))
+        except Exception as exc:
+            if _missing(exc):
                 raise StepFailedError(
                     f"{step}: the table system_settings does not exist, so RAGFlow's migration marker "
                     f"({NAME} = {gate}) cannot be written; the data stages themselves are complete",
@@ -69,6 +73,16 @@ def write(ctx: Any, gate: str, step: str) -> bool:
         current = try_parse_release(str(rows[0][0])) if rows and rows[0][0] is not None else None
         if reached(current, gate):
             return False
+        if pg:
+            sqlkit.query(
+                conn,
+                "INSERT INTO system_settings (name, create_time, create_date, update_time, update_date, "
+                "source, data_type, value) VALUES (%s, %s, %s, %s, %s, 'migration', 'string', %s) "
+                "ON CONFLICT (name) DO UPDATE SET source = 'migration', data_type = 'string', value = EXCLUDED.value, "
+                "update_time = EXCLUDED.update_time, update_date = EXCLUDED.update_date RETURNING 1",
+                (NAME, now * 1000, now_date, now * 1000, now_date, gate),
+            )
+            return True
         sqlkit.execute(
             conn,
             "INSERT INTO `system_settings` (`name`, `create_time`, `create_date`, `update_time`, `update_date`, "

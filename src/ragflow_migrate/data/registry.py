@@ -37,24 +37,37 @@ assert {g: tuple(c.stage for c in STAGE_CLASSES if c.gate == g) for g in GATES} 
     "data/gates.py must list the stage classes' names, gate by gate, in order"
 
 
-def all_stages() -> list[DataStage]:
-    return [cls() for cls in STAGE_CLASSES]
+def stage_classes(ctx: RunContext | None = None) -> tuple[type[DataStage], ...]:
+    """The stage classes of ``ctx``'s backend (MySQL's above unless the backend brings its own:
+    ``backend.data_stage_classes()``), same names, gates and order."""
+    backend = getattr(ctx, "backend", None) if ctx is not None else None
+    own = getattr(backend, "data_stage_classes", None)
+    if own is None:
+        return STAGE_CLASSES
+    classes = tuple(own())
+    assert tuple((c.stage, c.gate) for c in classes) == tuple((c.stage, c.gate) for c in STAGE_CLASSES), \
+        f"{backend.name}'s data stages must have the names, gates and order of MySQL's"
+    return classes
 
 
-def stages_of(gate: str) -> list[DataStage]:
+def all_stages(ctx: RunContext | None = None) -> list[DataStage]:
+    return [cls() for cls in stage_classes(ctx)]
+
+
+def stages_of(gate: str, ctx: RunContext | None = None) -> list[DataStage]:
     if gate not in GATES:
         raise ValueError(f"unknown data gate {gate!r}; known: {', '.join(GATES)}")
-    return [cls() for cls in STAGE_CLASSES if cls.gate == gate]
+    return [cls() for cls in stage_classes(ctx) if cls.gate == gate]
 
 
-def select(names: list[str]) -> list[DataStage]:
+def select(names: list[str], ctx: RunContext | None = None) -> list[DataStage]:
     """Stages by RAGFlow's names, in pipeline order; an unknown name is a configuration error (FIX D19)."""
     unknown = [n for n in names if n not in STAGE_NAMES]
     if unknown:
         raise ConfigError(f"unknown data stage(s): {', '.join(unknown)}",
                           hint=f"known stages, in order: {', '.join(STAGE_NAMES)}", stages=unknown)
     wanted = set(names)
-    return [s for s in all_stages() if s.stage in wanted]
+    return [s for s in all_stages(ctx) if s.stage in wanted]
 
 
 def data_steps(ctx: RunContext, gate: str, *, schema_pending: bool = False) -> list[Step]:
@@ -65,7 +78,7 @@ def data_steps(ctx: RunContext, gate: str, *, schema_pending: bool = False) -> l
     only when it runs; the probes of a database RAGFlow migrated find nothing to repair in tables
     that do not exist yet.
     """
-    stages = stages_of(gate)
+    stages = stages_of(gate, ctx)
     records = state.read(ctx.conn)
     first = next((i for i, s in enumerate(stages) if not state.finished(records, s.stage)), None)
     if first is None:
@@ -77,7 +90,7 @@ def data_steps(ctx: RunContext, gate: str, *, schema_pending: bool = False) -> l
     if any(s.stage in records for s in stages):
         # We ran this gate before and were interrupted; finish what we started.
         return stages[first:]
-    meta = Meta(ctx.conn)
+    meta = stages[0].meta(ctx) if stages else Meta(ctx.conn)
     for i, stage in enumerate(stages):
         if stage.probe(ctx, meta):
             return stages[i:]

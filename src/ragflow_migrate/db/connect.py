@@ -18,7 +18,8 @@ import pymysql.cursors
 from pymysql.constants import SERVER_STATUS
 
 from .. import __version__
-from ..config import Settings, check_migratable
+from ..config import Settings
+from ..errors import ConfigError
 from . import dialect
 
 PROGRAM_NAME = "ragflow-migrate"
@@ -43,7 +44,8 @@ def connect(
     read_timeout: float | None = None,
 ) -> pymysql.connections.Connection:
     """Open one connection. ``database=False`` connects without selecting the database."""
-    check_migratable(settings)  # a MySQL connection, never to another backend's server
+    if settings.db_type != "mysql":  # pymysql never talks to another backend's server
+        raise ConfigError(f"internal: a MySQL connection was asked for a {settings.db_type} database")
     params: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,

@@ -1,4 +1,5 @@
-"""Wait until MySQL answers: tenacity, exponential back-off with jitter, one overall deadline.
+"""Wait until MySQL answers: the shared policy (:mod:`ragflow_migrate.waiting`: tenacity, back-off
+with jitter, one deadline) with MySQL's classification.
 
 Only transient failures are retried (refused, DNS not ready, lost connection, too many
 connections, server starting or shutting down). Access denied, missing privileges and a
@@ -7,14 +8,12 @@ missing database fail at once, with what to fix.
 
 from __future__ import annotations
 
-import time
-
 import pymysql
-import tenacity
 
-from .. import events, interrupt
+from .. import events
 from ..config import Settings
 from ..errors import AuthError, ConfigError, UnreachableError
+from ..waiting import wait_until_ready
 from . import connect as db
 from . import dialect, topology
 
@@ -22,12 +21,8 @@ from . import dialect, topology
 def wait_for_database(settings: Settings, log, *, create_database: bool | None = None) -> dialect.ServerInfo:
     """Return the server's identity once it accepts a session on the configured database."""
     create = settings.create_database if create_database is None else create_database
-    started = time.monotonic()
-    attempts = 0
 
     def attempt() -> dialect.ServerInfo:
-        nonlocal attempts
-        attempts += 1
         try:
             conn = db.connect(settings, database=True)
         except pymysql.err.OperationalError as exc:
@@ -39,51 +34,9 @@ def wait_for_database(settings: Settings, log, *, create_database: bool | None =
         finally:
             db.close_quietly(conn)
 
-    def before_sleep(state: tenacity.RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        code, reason = dialect.describe_connect_error(exc) if exc else (None, "unknown")
-        elapsed = time.monotonic() - started
-        log.warning(
-            events.DB_WAIT_ATTEMPT,
-            attempt=state.attempt_number,
-            reason=reason,
-            error_code=code,
-            elapsed_s=round(elapsed, 2),
-            retry_in_s=round(state.upcoming_sleep, 2),
-            deadline_s=settings.wait_timeout,
-            host=settings.host,
-            port=settings.port,
-        )
-
-    def remaining_wait(state: tenacity.RetryCallState) -> float:
-        # Never sleep past the deadline: the last attempt happens right at it.
-        backoff = tenacity.wait_random_exponential(multiplier=0.25, max=10)(state)
-        left = settings.wait_timeout - (time.monotonic() - started)
-        return max(0.0, min(backoff, left))
-
-    retrying = tenacity.Retrying(
-        retry=tenacity.retry_if_exception(dialect.is_transient_connect_error),
-        stop=tenacity.stop_after_delay(settings.wait_timeout),
-        wait=remaining_wait,
-        sleep=interrupt.sleep,
-        before_sleep=before_sleep,
-        reraise=True,
-    )
-    try:
-        info = retrying(attempt)
-    except pymysql.err.MySQLError as exc:
-        raise _classify(exc, settings, time.monotonic() - started, attempts) from None
-    except OSError as exc:
-        raise _classify(exc, settings, time.monotonic() - started, attempts) from None
-    log.info(
-        events.DB_READY,
-        server=info.flavor,
-        server_version=info.version_text,
-        topology=info.topology.as_fields(),
-        attempts=attempts,
-        elapsed_s=round(time.monotonic() - started, 3),
-    )
-    return info
+    return wait_until_ready(settings, log, attempt, is_transient=dialect.is_transient_connect_error,
+                            describe=dialect.describe_connect_error, classify=_classify,
+                            driver_errors=(pymysql.err.MySQLError,))
 
 
 def _classify(exc: BaseException, settings: Settings, elapsed: float, attempts: int) -> Exception:

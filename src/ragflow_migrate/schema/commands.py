@@ -15,7 +15,6 @@ from ..steps import Plan, RunContext, Step, StepPlan, StepResult
 from . import chain, widenings
 from .diff import compare, drift, render
 from .executor import execute_statement
-from .introspect import live_snapshot
 from .operations import DropColumn, DropTable
 
 
@@ -47,8 +46,8 @@ def cmd_diff(args: argparse.Namespace, settings: Settings, log: Any, run_id: str
 
     ctx = runner.open_context(settings, log, run_id)
     try:
-        differences = compare(chain.expected_schema(settings.target_version),
-                              live_snapshot(ctx.conn, settings.database, mariadb=ctx.server.is_mariadb),
+        differences = compare(ctx.declared(chain.expected_schema(settings.target_version)),
+                              ctx.live_schema(),
                               widened=widenings.recorded(ctx.conn))
     finally:
         runner.close_context(ctx)
@@ -77,7 +76,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings, log: Any, run_id:
         raise ConfigError(f"flag --output: {directory} is not a directory")
     ctx = runner.open_context(settings, log, run_id)
     try:
-        live = live_snapshot(ctx.conn, settings.database, mariadb=ctx.server.is_mariadb)
+        live = ctx.live_schema()
     finally:
         runner.close_context(ctx)
     try:
@@ -126,8 +125,8 @@ class DropExtras(Step):
         self.release = target
 
     def operations(self, ctx: RunContext) -> list[Any]:
-        differences = compare(chain.expected_schema(self.target),
-                              live_snapshot(ctx.conn, ctx.settings.database, mariadb=ctx.server.is_mariadb))
+        differences = compare(ctx.declared(chain.expected_schema(self.target)),
+                              ctx.live_schema())
         ops: list[Any] = []
         for d in differences:
             if d.kind in ("extra_table", "backup_table"):
@@ -137,13 +136,13 @@ class DropExtras(Step):
         return ops
 
     def plan(self, ctx: RunContext) -> StepPlan:
-        live = live_snapshot(ctx.conn, ctx.settings.database, mariadb=ctx.server.is_mariadb)
+        live = ctx.live_schema()
         ops = self.operations(ctx)
         sql = [s.sql for op in ops for s in op.statements(live, live)]
         return StepPlan(self.name, f"drop {len(ops)} table(s)/column(s) the target does not declare", sql=sql)
 
     def apply(self, ctx: RunContext) -> StepResult:
-        live = live_snapshot(ctx.conn, ctx.settings.database, mariadb=ctx.server.is_mariadb)
+        live = ctx.live_schema()
         count = 0
         for op in self.operations(ctx):
             for statement in op.statements(live, live):

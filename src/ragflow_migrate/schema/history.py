@@ -6,31 +6,39 @@ creates the table (peewee-migrate's ``Router.model``).
 
 from __future__ import annotations
 
-import pymysql
+from typing import Any
 
+from .. import backends
 from ..db import connect as db
-from ..db import dialect
-from ..db.peewee_db import SessionDatabase
 from .chain import HISTORY_TABLE, MIGRATIONS_DIR
 
 
-def applied(conn: pymysql.connections.Connection) -> list[str] | None:
+def applied(conn: Any) -> list[str] | None:
     """Names of the applied migrations in the order applied; None when there is no history."""
     try:
-        rows = db.query(conn, f"SELECT name FROM {dialect.quote(HISTORY_TABLE)} ORDER BY id")
-    except pymysql.err.ProgrammingError as exc:
-        if dialect.error_code(exc) == 1146:
+        rows = db.query(conn, f"SELECT name FROM {HISTORY_TABLE} ORDER BY id")  # unquoted: any backend
+    except Exception as exc:
+        if backends.is_missing_table(exc):
             return None
         raise
     return [r[0] for r in rows]
 
 
-def record(conn: pymysql.connections.Connection, database: str, names: list[str]) -> None:
-    """Record migrations as applied (skipping any already recorded)."""
+def record(conn: Any, database: str, names: list[str], backend: Any = None) -> None:
+    """Record migrations as applied (skipping any already recorded), with peewee-migrate's
+    history model on ``conn`` (created by the first record)."""
     from peewee_migrate import Router
 
-    router = Router(SessionDatabase(conn, database), migrate_dir=MIGRATIONS_DIR, migrate_table=HISTORY_TABLE)
-    done = set(applied(conn) or [])
+    backend = backend or backends.get("mysql")
+    router = Router(backend.session_database(conn, database), migrate_dir=MIGRATIONS_DIR,
+                    migrate_table=HISTORY_TABLE)
+    if getattr(backend, "transactional_ddl", False):
+        # Inside the migration's transaction (PostgreSQL) a failing read would abort it: create the
+        # table first (CREATE TABLE IF NOT EXISTS), then read.
+        model = router.model
+        done = {row.name for row in model.select(model.name)}
+    else:
+        done = set(applied(conn) or [])  # one read; the table is created by the first insert only
     todo = [n for n in names if n not in done]
     if todo:
         model = router.model

@@ -33,7 +33,6 @@ from ..steps import RunContext, Step, StepPlan, StepResult
 from . import chain, widenings
 from .diff import Difference, compare, drift
 from .executor import execute_statement
-from .introspect import live_snapshot
 from .operations import AddColumn, AddIndex, CreateTable, Statement, render_column
 from .snapshot import Column, Snapshot
 from .steps import LEFT_KEY, deferred_columns
@@ -137,20 +136,31 @@ def _charset(collation: str | None) -> str | None:
 # --- deciding ---------------------------------------------------------------------------------
 
 
+def _statements(ctx: RunContext, op: Any, live: Snapshot, expected: Snapshot) -> list[Statement]:
+    """``op``'s statements in the backend's SQL (``expected`` in the backend's normal form)."""
+    return ctx.backend.operation_statements(op, live, expected)
+
+
 def decide(ctx: RunContext, expected: Snapshot, live: Snapshot, difference: Difference,
-           deferred: frozenset[tuple[str, str]]) -> Decision:
-    """What to do about one drift difference (reads data only to prove a change fits)."""
+           deferred: frozenset[tuple[str, str]], source: Snapshot | None = None) -> Decision:
+    """What to do about one drift difference (reads data only to prove a change fits).
+    ``expected`` is the target in the backend's normal form, ``source`` the same as the models
+    declare it (MySQL's form: what operations are made of); the same snapshot on MySQL."""
     d, table = difference, difference.table
-    want_table = expected.tables.get(table)
-    if d.kind == "missing_table" and want_table is not None:
-        return Decision(d, CreateTable(want_table).statements(live, expected))
-    if d.kind == "missing_column" and want_table is not None:
-        column = want_table.columns[d.name or ""]
-        return Decision(d, AddColumn(table, column, fill=fill_for(table, column)).statements(live, expected))
+    source = expected if source is None else source
+    want_table, declared_table = expected.tables.get(table), source.tables.get(table)
+    if d.kind == "missing_table" and declared_table is not None:
+        return Decision(d, _statements(ctx, CreateTable(declared_table), live, expected))
+    if d.kind == "missing_column" and declared_table is not None:
+        column = declared_table.columns[d.name or ""]
+        return Decision(d, _statements(ctx, AddColumn(table, column, fill=fill_for(table, column)), live, expected))
     if d.kind == "column" and want_table is not None:
+        if getattr(ctx.backend, "transactional_ddl", False):
+            return Decision(d, left=f"no automatic repair of a column's definition on {ctx.backend.label} in this "
+                            "release; `schema diff` shows the difference")
         return _decide_column(ctx, live, d, want_table.columns[d.name or ""], deferred)
-    if d.kind in ("missing_index", "index") and want_table is not None:
-        index = want_table.indexes[d.name or ""]
+    if d.kind in ("missing_index", "index") and want_table is not None and declared_table is not None:
+        index = declared_table.indexes[d.name or ""]
         if d.kind == "index" and index.primary:
             return Decision(d, left="the primary key differs; only a change by hand can say which rows to keep")
         if index.unique and all(live.column(table, c) is not None for c in index.column_names):
@@ -158,7 +168,7 @@ def decide(ctx: RunContext, expected: Snapshot, live: Snapshot, difference: Diff
             if duplicates:
                 return Decision(d, left=f"{duplicates} duplicate key value(s) in ({', '.join(index.column_names)}); "
                                 "remove the duplicates, then run again")
-        return Decision(d, AddIndex(table, index).statements(live, expected))
+        return Decision(d, _statements(ctx, AddIndex(table, index), live, expected))
     return Decision(d, left="change it by hand (a table's collation converts every text column)"
                     if d.kind == "table_collation" else "no repair for this kind of difference")
 
@@ -188,6 +198,7 @@ def _decide_column(ctx: RunContext, live: Snapshot, d: Difference, want: Column,
 
 
 def _duplicates(ctx: RunContext, table: str, columns: tuple[tuple[str, int | None], ...]) -> int:
+    quote = ctx.backend.quote
     parts = [f"LEFT({quote(c)}, {n})" if n else quote(c) for c, n in columns]
     not_null = " AND ".join(f"{quote(c)} IS NOT NULL" for c, _ in columns)
     row = db.query_one(ctx.conn, f"SELECT COUNT(*) FROM (SELECT 1 FROM {quote(table)} WHERE {not_null} "
@@ -229,8 +240,9 @@ class RepairStep(Step):
         return sorted(found, key=lambda d: (_PHASE.get(d.kind, 9), d.table, d.name or ""))
 
     def plan(self, ctx: RunContext) -> StepPlan:
-        expected, live, deferred = chain.install_schema(self.target), self._live(ctx), deferred_columns(self.target)
-        decisions = [decide(ctx, expected, live, d, deferred)
+        source, live, deferred = chain.install_schema(self.target), self._live(ctx), deferred_columns(self.target)
+        expected = ctx.declared(source)
+        decisions = [decide(ctx, expected, live, d, deferred, source)
                      for d in self._differences(ctx, expected, live, widenings.recorded(ctx.conn))]
         sql = [s.render() for d in decisions if d.runs(self.drop) for s in d.statements]
         notes = [("forced, data lost: " if d.runs(self.drop) else "left: ") + d.describe()
@@ -240,7 +252,8 @@ class RepairStep(Step):
                         f"{self.target}'s schema", sql=sql, notes=notes)
 
     def apply(self, ctx: RunContext) -> StepResult:
-        expected, deferred = chain.install_schema(self.target), deferred_columns(self.target)
+        source, deferred = chain.install_schema(self.target), deferred_columns(self.target)
+        expected = ctx.declared(source)
         recorded = widenings.recorded(ctx.conn)
         seen: set[tuple[str, str, str | None]] = set()
         repaired: list[str] = []
@@ -252,7 +265,7 @@ class RepairStep(Step):
             if not todo:
                 break
             seen.add((todo[0].kind, todo[0].table, todo[0].name))
-            decision = decide(ctx, expected, live, todo[0], deferred)
+            decision = decide(ctx, expected, live, todo[0], deferred, source)
             if not decision.runs(self.drop):
                 left.append(decision)
                 continue
@@ -271,6 +284,9 @@ class RepairStep(Step):
             ctx.notice(self.name, f"forced by --drop, data lost: {decision.describe()}")
         else:
             ctx.log.info(events.STEP_NOTICE, step=self.name, message=f"repairing {decision.difference.describe()}")
+        if getattr(ctx.backend, "transactional_ddl", False):
+            ctx.backend.run_statements(ctx, self.name, decision.statements)  # one transaction
+            return
         for statement in decision.statements:
             ctx.checkpoint()
             if decision.lossy:
@@ -279,7 +295,7 @@ class RepairStep(Step):
                 execute_statement(ctx, self.name, statement)
 
     def _live(self, ctx: RunContext) -> Snapshot:
-        return live_snapshot(ctx.conn, ctx.settings.database, mariadb=ctx.server.is_mariadb)
+        return ctx.live_schema()
 
 
 def _without_strict_mode(ctx: RunContext, run: Any) -> None:

@@ -75,6 +75,9 @@ class Index:
     name: str
     unique: bool
     columns: tuple[tuple[str, int | None], ...]  # (column, prefix length or None)
+    # PostgreSQL: the constraint that owns the index ("<table>_pkey", a UNIQUE constraint); None
+    # for a plain index and always on MySQL. Informational: not part of the definition.
+    constraint: str | None = dataclasses.field(default=None, compare=False)
 
     @property
     def primary(self) -> bool:

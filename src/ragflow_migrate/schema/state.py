@@ -15,7 +15,6 @@ from ..releases import KNOWN_RELEASES
 from ..steps import RunContext, Step
 from . import chain, history, widenings
 from .diff import OWN_PREFIX, Difference, compare, drift
-from .introspect import live_snapshot, table_names
 from .repair import holds_every_value, shape
 from .snapshot import Snapshot
 from .steps import InstallStep, MigrationStep
@@ -57,7 +56,7 @@ def schema_state(ctx: RunContext, target: str) -> SchemaState:
         by_name = {m.name: m for m in chain.replay()}
         return SchemaState("pending", release, [MigrationStep(by_name[n]) for n in missing], notes, applied)
 
-    tables = {t for t in table_names(ctx.conn, ctx.settings.database) if not t.startswith(OWN_PREFIX)}
+    tables = {t for t in ctx.backend.table_names(ctx.conn, ctx.settings.database) if not t.startswith(OWN_PREFIX)}
     if not tables:
         return SchemaState("empty", None, [InstallStep(target)], notes, applied)
     release = detect_release(ctx)
@@ -77,8 +76,8 @@ def schema_drift(ctx: RunContext, target: str, *,
                  skip_columns: frozenset[tuple[str, str]] = frozenset()) -> list[Difference]:
     """Where the live schema differs from ``target``'s in a way that breaks RAGFlow, recorded
     widenings aside."""
-    expected = chain.install_schema(target)  # the models for the newest release: no replay
-    live = live_snapshot(ctx.conn, ctx.settings.database, mariadb=ctx.server.is_mariadb)
+    expected = ctx.declared(chain.install_schema(target))  # the models for the newest release: no replay
+    live = ctx.live_schema()
     found = drift(compare(expected, live, skip_columns=skip_columns))
     if any(d.kind == "column" for d in found):  # only then is a widening worth a query
         found = drift(compare(expected, live, skip_columns=skip_columns, widened=widenings.recorded(ctx.conn)))
@@ -104,19 +103,18 @@ def recorded_deviations(ctx: RunContext) -> list[widenings.Widening]:
     recorded = widenings.recorded(ctx.conn)
     if not recorded:
         return []
-    live = live_snapshot(ctx.conn, ctx.settings.database, tables=sorted({t for t, _ in recorded}),
-                         mariadb=ctx.server.is_mariadb)
+    live = ctx.live_schema(tables=sorted({t for t, _ in recorded}))
     return [w for (table, column), w in sorted(recorded.items())
             if (col := live.column(table, column)) is not None and widenings.holds(w, col.type)]
 
 
 def detect_release(ctx: RunContext) -> str:
     """The known release whose declared schema is closest to the live one."""
-    live = live_snapshot(ctx.conn, ctx.settings.database, mariadb=ctx.server.is_mariadb)
+    live = ctx.live_schema()
     best: tuple[int, int] | None = None
     label = KNOWN_RELEASES[0]
     for index, migration in enumerate(chain.replay()):
-        score = len(compare(migration.expected, live))
+        score = len(compare(ctx.declared(migration.expected), live))
         if best is None or (score, -index) < best:
             best, label = (score, -index), migration.release
     return label if best and best[0] == 0 else f"{label} (closest)"

@@ -15,7 +15,6 @@ from ..steps import RunContext, Step, StepPlan, StepResult
 from . import chain, history, widenings
 from .diff import compare, drift
 from .executor import execute_statement
-from .introspect import live_snapshot
 from .operations import CreateTable, Operation, simulate
 from .snapshot import Snapshot
 
@@ -25,7 +24,7 @@ PLAN_SNAPSHOT = "schema.plan_snapshot"  # ctx.extras key: the simulated live sch
 
 
 def _live(ctx: RunContext) -> Snapshot:
-    return live_snapshot(ctx.conn, ctx.settings.database, mariadb=ctx.server.is_mariadb)
+    return ctx.live_schema()
 
 
 def _planning_snapshot(ctx: RunContext) -> Snapshot:
@@ -52,14 +51,36 @@ def run_operations(ctx: RunContext, step: str, operations: list[Operation], expe
             execute_statement(ctx, step, statement)
             count += 1
         if statements and getattr(op, "table", None):
-            fresh = live_snapshot(ctx.conn, ctx.settings.database, tables=[op.table], mariadb=ctx.server.is_mariadb)
+            fresh = ctx.live_schema(tables=[op.table])
             if op.table in fresh.tables:
                 live.tables[op.table] = fresh.tables[op.table]
     return count
 
 
+def apply_migration(ctx: RunContext, step: str, operations: list[Operation], expected: Snapshot,
+                    names: list[str]) -> int:
+    """Run what ``operations`` still need, then record ``names`` in the history. Where DDL is
+    transactional (PostgreSQL) the backend makes both one transaction; on MySQL every statement
+    commits on its own and a rerun carries on where a kill stopped it."""
+    backend = ctx.backend
+    if getattr(backend, "transactional_ddl", False):
+        def record(conn: Any) -> None:
+            if ctx.lock is not None:
+                ctx.lock.verify()  # a lock lost meanwhile rolls the migration back (exit 6)
+            history.record(conn, ctx.settings.database, names, backend)
+
+        return backend.apply_migration(ctx, step, _for_target(ctx, operations), ctx.declared(expected),
+                                       record=record)
+    count = run_operations(ctx, step, operations, expected)
+    ctx.checkpoint()
+    history.record(ctx.conn, ctx.settings.database, names, backend)
+    return count
+
+
 def plan_operations(ctx: RunContext, operations: list[Operation], expected: Snapshot) -> tuple[list[str], list[str]]:
     live = _planning_snapshot(ctx)
+    if getattr(ctx.backend, "transactional_ddl", False):
+        return ctx.backend.plan_migration(live, _for_target(ctx, operations), ctx.declared(expected)), []
     sql: list[str] = []
     notes: list[str] = []
     for op in _for_target(ctx, operations):
@@ -86,9 +107,8 @@ class MigrationStep(Step):
         return StepPlan(self.name, summary, sql=sql, notes=notes)
 
     def apply(self, ctx: RunContext) -> StepResult:
-        count = run_operations(ctx, self.name, self.migration.operations, self.migration.expected)
-        ctx.checkpoint()
-        history.record(ctx.conn, ctx.settings.database, [self.migration.name])
+        count = apply_migration(ctx, self.name, self.migration.operations, self.migration.expected,
+                                [self.migration.name])
         return StepResult(changes=count, details={"migration": self.migration.name})
 
 
@@ -110,9 +130,8 @@ class InstallStep(Step):
                         sql=sql, notes=notes)
 
     def apply(self, ctx: RunContext) -> StepResult:
-        count = run_operations(ctx, self.name, self.operations, self.expected)
-        ctx.checkpoint()
-        history.record(ctx.conn, ctx.settings.database, list(chain.names_up_to(self.target)))
+        count = apply_migration(ctx, self.name, self.operations, self.expected,
+                                list(chain.names_up_to(self.target)))
         return StepResult(changes=count, details={"tables": len(self.expected.tables)})
 
 
@@ -147,7 +166,7 @@ class VerifyStep(Step):
         return StepPlan(self.name, f"compare the live schema with RAGFlow {self.target}'s")
 
     def apply(self, ctx: RunContext) -> StepResult:
-        differences = compare(chain.expected_schema(self.target), _live(ctx), skip_columns=self.skip,
+        differences = compare(ctx.declared(chain.expected_schema(self.target)), _live(ctx), skip_columns=self.skip,
                               widened=widenings.recorded(ctx.conn))
         found = drift(differences)
         widened = [d for d in differences if d.kind == "widened"]

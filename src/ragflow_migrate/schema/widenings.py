@@ -20,6 +20,7 @@ import dataclasses
 
 import pymysql
 
+from .. import backends
 from ..db import connect as db
 from ..db import dialect
 
@@ -54,10 +55,10 @@ class Widening:
 def recorded(conn: pymysql.connections.Connection) -> dict[tuple[str, str], Widening]:
     """Every recorded widening by (table, column); {} when none was ever made (no table)."""
     try:
-        rows = db.query(conn, f"SELECT `table_name`, `column_name`, `before_type`, `after_type`, `reason`, `run_id`, "
-                              f"`widened_at` FROM {dialect.quote(TABLE)}")
-    except pymysql.err.ProgrammingError as exc:
-        if dialect.error_code(exc) == 1146:
+        rows = db.query(conn, "SELECT table_name, column_name, before_type, after_type, reason, run_id, "
+                              f"widened_at FROM {TABLE}")  # unquoted: the same SQL on every backend
+    except Exception as exc:
+        if backends.is_missing_table(exc):
             return {}
         raise
     return {(r[0], r[1]): Widening(r[0], r[1], r[2].lower(), r[3].lower(), r[4], r[5], str(r[6])) for r in rows}

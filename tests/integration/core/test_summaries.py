@@ -12,7 +12,7 @@ from typing import Any
 
 from toolrun import Result
 
-from ragflow_migrate import cli, events
+from ragflow_migrate import backends, cli, events
 from ragflow_migrate.errors import ExitCode
 from ragflow_migrate.runner import RunReport
 from ragflow_migrate.steps import Plan
@@ -191,7 +191,7 @@ class _Log:
 
 
 def _ctx(conn: _Conn | None) -> SimpleNamespace:
-    return SimpleNamespace(conn=conn, log=_Log())
+    return SimpleNamespace(conn=conn, log=_Log(), backend=backends.get("mysql"))
 
 
 def _pending_report(steps: list[Any] | None = None) -> RunReport:

@@ -23,7 +23,6 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from ...db import dialect
 from ...errors import ConfigError, DataRejectedError, StepFailedError
 from ...steps import RunContext, Step, StepPlan, StepResult
 from .. import catalog as catalog_module
@@ -128,13 +127,13 @@ class DataStage(Step):
     # -- the Step contract ------------------------------------------------------------------------
 
     def plan(self, ctx: RunContext) -> StepPlan:
-        meta = Meta(ctx.conn)
+        meta = self.meta(ctx)
         work = Work()
         try:
             if self._ready(meta, work):
                 self.analyse(ctx, meta, work)
         except BaseException:
-            staging.drop_all(ctx)
+            self.drop_session_tables(ctx)
             raise
         finally:
             self.cleanup(ctx)
@@ -148,7 +147,7 @@ class DataStage(Step):
     def apply(self, ctx: RunContext) -> StepResult:
         started = time.monotonic()
         state.mark_started(ctx.conn, self.stage, self.gate, ctx.run_id)
-        meta = Meta(ctx.conn)
+        meta = self.meta(ctx)
         work = Work(executing=True)
         try:
             if not self._ready(meta, work, strict=True):
@@ -166,7 +165,7 @@ class DataStage(Step):
                 if widened:
                     result.details["widened"] = widened
         except BaseException:
-            staging.drop_all(ctx)  # a failure may leave them half-built
+            self.drop_session_tables(ctx)  # a failure may leave them half-built
             raise
         finally:
             self.cleanup(ctx)
@@ -175,6 +174,16 @@ class DataStage(Step):
                             result.details)
         self.complete_gate(ctx)
         return result
+
+    # -- what differs between backends (MySQL here; backends/postgres/data overrides) ---------------
+
+    def meta(self, ctx: RunContext) -> Any:
+        """The live schema's metadata, read once per stage."""
+        return Meta(ctx.conn)
+
+    def drop_session_tables(self, ctx: RunContext) -> None:
+        """Forget every session (staging) table: a failure may leave them half-built."""
+        staging.drop_all(ctx)
 
     # -- to implement -------------------------------------------------------------------------------
 
@@ -258,7 +267,7 @@ class DataStage(Step):
             try:
                 cached = catalog_module.load_catalog(ctx.settings.catalog)
             except ConfigError:
-                if sqlkit.scalar(ctx.conn, f"SELECT 1 FROM {dialect.quote(self.catalog_input)} LIMIT 1"):
+                if sqlkit.query(ctx.conn, f"SELECT 1 FROM {self.catalog_input} LIMIT 1"):
                     raise
                 return catalog_module.Catalog(str(ctx.settings.catalog), [], frozenset())
             ctx.extras[catalog_module.CACHE_KEY] = cached
