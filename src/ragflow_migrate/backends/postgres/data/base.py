@@ -1,0 +1,418 @@
+"""What the PostgreSQL data stages share: metadata, statements, COPY staging, the legacy rows.
+
+The stages keep MySQL's contract (:class:`ragflow_migrate.data.stages.base.DataStage`: ``analyse``
+reads and stages, ``write`` writes in transactions, the stage record and RAGFlow's marker) and
+its rules (:mod:`ragflow_migrate.data.canonical`, :mod:`~ragflow_migrate.data.catalog`); only the
+SQL differs. Two differences matter for the end state:
+
+* **Case.** RAGFlow's MySQL tables compare names with ``utf8mb4_unicode_ci`` (``'OpenAI' =
+  'openai'``); PostgreSQL compares bytes. Every comparison the MySQL stages make under that
+  collation (factories, provider names, model names, statuses) is written here with
+  ``pg_temp.rm_fold(x)`` on both sides (:data:`FOLD_FUNCTION`: case folded, Latin diacritics dropped,
+  trailing spaces ignored: PAD SPACE); unicode_ci's other equivalences (``'ß' = 'ss'``, ligatures,
+  non-Latin scripts) are not reproduced. The comparisons MySQL makes byte-wise (``COLLATE utf8mb4_bin``, ``CAST … AS BINARY``)
+  stay exact, with ``COLLATE "C"`` where an order is taken.
+* **Sessions.** The connection is autocommit; each batch is ``with conn.transaction()``. Session
+  (TEMP) tables are filled with ``COPY … FROM STDIN`` from rows the Python rules computed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import unicodedata
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from .... import events
+from ....data import canonical
+from ....data.stages.base import DataStage, IdSequence, Work
+from ....errors import ConfigError
+from ....steps import RunContext
+
+LLM = "rm_llm"
+INST = "rm_inst"
+
+
+@dataclasses.dataclass(frozen=True)
+class PgColumn:
+    name: str
+    data_type: str  # integer, bigint, character varying, text …
+    max_length: int | None
+    nullable: bool
+
+    @property
+    def column_type(self) -> str:
+        if self.data_type == "character varying":
+            return f"varchar({self.max_length})" if self.max_length else "text"
+        return self.data_type
+
+
+class PgMeta:
+    """The current schema's tables and columns (information_schema), cached for one stage."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self._tables: set[str] | None = None
+        self._columns: dict[str, dict[str, PgColumn]] = {}
+
+    def tables(self) -> set[str]:
+        if self._tables is None:
+            self._tables = {r[0] for r in query(self.conn, "SELECT table_name FROM information_schema.tables "
+                                                "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'")}
+        return self._tables
+
+    def has_table(self, table: str) -> bool:
+        return table in self.tables()
+
+    def columns(self, table: str) -> dict[str, PgColumn]:
+        if table not in self._columns:
+            rows = query(self.conn, "SELECT column_name, data_type, character_maximum_length, is_nullable "
+                         "FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = %s "
+                         "ORDER BY ordinal_position", (table,))
+            self._columns[table] = {r[0]: PgColumn(r[0], r[1], r[2], r[3] == "YES") for r in rows}
+        return self._columns[table]
+
+    def column(self, table: str, column: str) -> PgColumn | None:
+        return self.columns(table).get(column)
+
+    def max_length(self, table: str, column: str) -> int | None:
+        info = self.column(table, column)
+        return info.max_length if info is not None and info.data_type == "character varying" else None
+
+    def is_int(self, table: str, column: str) -> bool:
+        info = self.column(table, column)
+        return info is not None and info.data_type in ("integer", "bigint", "smallint")
+
+    def forget(self) -> None:
+        self._tables = None
+        self._columns.clear()
+
+
+# --- statements ------------------------------------------------------------------------------------
+
+
+def query(conn: Any, sql: str, args: Any = None) -> list[tuple]:
+    with conn.cursor() as cur:
+        cur.execute(sql, args)
+        return list(cur.fetchall()) if cur.description else []
+
+
+def scalar(conn: Any, sql: str, args: Any = None) -> Any:
+    rows = query(conn, sql, args)
+    return rows[0][0] if rows else None
+
+
+def execute(conn: Any, sql: str, args: Any = None) -> int:
+    with conn.cursor() as cur:
+        cur.execute(sql, args)
+        return max(0, int(cur.rowcount or 0))
+
+
+def logged(ctx: Any, step: str, sql: str, args: Any = None, *, level: str = "debug") -> int:
+    """Execute and log one statement (``step.statement``); returns the affected rows."""
+    import time
+
+    started = time.monotonic()
+    rows = execute(ctx.conn, sql, args)
+    getattr(ctx.log, level)(events.STEP_STATEMENT, step=step, sql=" ".join(sql.split())[:2000], algorithm=None,
+                            duration_s=round(time.monotonic() - started, 3), rows=rows)
+    return rows
+
+
+def temp_table(conn: Any, name: str, body: str) -> None:
+    """A fresh session table (dropped first: a stage may run twice in one session)."""
+    execute(conn, f"DROP TABLE IF EXISTS pg_temp.{name}")
+    execute(conn, f"CREATE TEMP TABLE {name} ({body})")
+
+
+def drop_temp(conn: Any, *names: str) -> None:
+    if getattr(conn, "closed", False):
+        return
+    for name in names:
+        execute(conn, f"DROP TABLE IF EXISTS pg_temp.{name}")
+
+
+def copy_rows(conn: Any, table: str, columns: Sequence[str], rows: Iterator[Sequence[Any]] | list) -> int:
+    """``COPY table (columns) FROM STDIN`` of ``rows``; returns how many."""
+    n = 0
+    with conn.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+            n += 1
+    return n
+
+
+def key_pages(conn: Any, table: str, column: str, batch: int, where: str = "TRUE") -> Iterator[tuple[Any, Any]]:
+    """(after, upto] ranges of ``column`` (``COLLATE "C"`` order for text) of about ``batch`` rows each."""
+    after = None
+    while True:
+        cond, args = range_condition(column, after, None)
+        upto = scalar(conn, f"SELECT {column} FROM {table} WHERE {where} AND {cond} ORDER BY {column} "
+                      f"OFFSET %s LIMIT 1", (*args, max(0, batch - 1)))
+        if upto is None:
+            if scalar(conn, f"SELECT 1 FROM {table} WHERE {where} AND {cond} LIMIT 1", args) is not None:
+                yield after, None
+            return
+        yield after, upto
+        after = upto
+
+
+def range_condition(column: str, after: Any, upto: Any) -> tuple[str, tuple[Any, ...]]:
+    parts, args = [], []
+    if after is not None:
+        parts.append(f"{column} > %s")
+        args.append(after)
+    if upto is not None:
+        parts.append(f"{column} <= %s")
+        args.append(upto)
+    return (" AND ".join(parts) or "TRUE"), tuple(args)
+
+
+def new_id(order_by: str) -> str:
+    """:meth:`IdSequence.sql` for PostgreSQL (parameters: :meth:`IdSequence.args`)."""
+    return f"lower(%s::text || lpad(to_hex(%s::bigint + row_number() OVER (ORDER BY {order_by})), 16, '0'))"
+
+
+def keyed_id(key: str) -> str:
+    """:meth:`IdSequence.sql_keyed` for PostgreSQL: ``key`` is ``seq * ORDINALS + ord``."""
+    return f"lower(%s::text || lpad(to_hex(%s::bigint + {key}), 16, '0'))"
+
+
+def bit_case(column: str) -> str:
+    """:func:`canonical.bit_case_sql`: the type's bit, names compared byte for byte."""
+    whens = " ".join(f"WHEN '{name}' THEN {bit}" for name, bit in canonical.TYPE_BITS.items())
+    return f"(CASE {column} {whens} ELSE 0 END)"
+
+
+def date_of(ms: str) -> str:
+    """``FROM_UNIXTIME(FLOOR(ms / 1000))`` in UTC."""
+    return f"(to_timestamp(floor(({ms})::numeric / 1000)) AT TIME ZONE 'UTC')"
+
+
+# A JSON text is an object (MySQL: JSON_VALID(x) AND JSON_TYPE(x) = 'OBJECT'), without failing on bad JSON.
+JSON_FUNCTIONS = """
+CREATE OR REPLACE FUNCTION pg_temp.rm_json_object(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+  RETURN jsonb_typeof(t::jsonb) = 'object';
+EXCEPTION WHEN others THEN
+  RETURN false;
+END $$
+"""
+
+
+def _accent_fold() -> tuple[str, str]:
+    """Latin letters with diacritics → their base letter (lower case), as utf8mb4_unicode_ci equates them."""
+    src, dst = [], []
+    for cp in range(0xC0, 0x250):
+        low = chr(cp).lower()
+        parts = unicodedata.normalize("NFD", low)
+        if len(low) == 1 and len(parts) > 1 and parts[0].isascii() and parts[0].isalpha() and low not in src:
+            src.append(low)
+            dst.append(parts[0])
+    return "".join(src), "".join(dst)
+
+
+FOLD_FROM, FOLD_TO = _accent_fold()
+_FOLD_TABLE = str.maketrans(FOLD_FROM, FOLD_TO)
+
+#: How RAGFlow's MySQL columns (utf8mb4_unicode_ci, PAD SPACE) compare names, as far as it matters here:
+#: case folded, Latin diacritics dropped ('Xinférence' = 'xinference'), trailing spaces ignored.
+FOLD_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION pg_temp.rm_fold(t text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+  SELECT rtrim(translate(lower(t), '{FOLD_FROM}', '{FOLD_TO}'), ' ')
+$$
+"""
+
+
+def fold_text(text: str | None) -> str | None:
+    """:data:`FOLD_FUNCTION` in Python."""
+    return text.lower().translate(_FOLD_TABLE).rstrip(" ") if isinstance(text, str) else text
+
+
+def json_functions(conn: Any) -> None:
+    """This session's helper functions (pg_temp: they vanish with it)."""
+    execute(conn, JSON_FUNCTIONS)
+    execute(conn, FOLD_FUNCTION)
+
+
+# --- the legacy rows and the instances, with their canonical identity -------------------------------
+
+_LLM_BODY = """
+  seq BIGINT NOT NULL PRIMARY KEY,
+  src_id BIGINT NULL,
+  tenant_id TEXT NOT NULL,
+  llm_factory TEXT NOT NULL,
+  llm_name TEXT NULL,
+  model_type TEXT NULL,
+  api_key TEXT NULL,
+  api_base TEXT NULL,
+  max_tokens BIGINT NULL,
+  status TEXT NULL,
+  valid SMALLINT NOT NULL,
+  ikey BYTEA NOT NULL,
+  has_is_tools SMALLINT NOT NULL,
+  m_extra TEXT NOT NULL,
+  inst_extra TEXT NOT NULL,
+  broken_json SMALLINT NOT NULL,
+  provider_id TEXT NULL
+"""
+_LLM_COLUMNS = ("seq", "src_id", "tenant_id", "llm_factory", "llm_name", "model_type", "api_key", "api_base",
+                "max_tokens", "status", "valid", "ikey", "has_is_tools", "m_extra", "inst_extra", "broken_json")
+
+
+def build_llm(ctx: Any, step: str, meta: PgMeta, *, batch: int) -> dict[str, Any]:
+    """``rm_llm``: every ``tenant_llm`` row (primary-key order; ``(tenant_id, llm_factory, llm_name)``
+    on schemas ≤ v0.24, D5) with its identity and flags from :mod:`canonical`, COPYed a page at a
+    time, and its provider attached."""
+    conn = ctx.conn
+    temp_table(conn, LLM, _LLM_BODY)
+    info: dict[str, Any] = {"rows": 0, "broken_json": 0, "broken_sample": []}
+    if not meta.has_table("tenant_llm"):
+        return info
+    cols = meta.columns("tenant_llm")
+    key = ("id",) if "id" in cols else ("tenant_id", "llm_factory", "llm_name")
+    pick = [c if c in cols else "NULL" for c in ("tenant_id", "llm_factory", "llm_name", "model_type", "api_key",
+                                                  "api_base", "max_tokens", "status")]
+    select = (f"SELECT {'id' if key == ('id',) else 'NULL'}, " + ", ".join(pick)
+              + " FROM tenant_llm ORDER BY " + ", ".join(f"{k} COLLATE \"C\"" if k != "id" else k for k in key))
+    total = int(scalar(conn, "SELECT COUNT(*) FROM tenant_llm") or 0)
+    progress = ctx.progress(step, total, unit="tenant_llm rows staged")
+    seq = 0
+    with conn.transaction(), conn.cursor(name="rm_llm_read") as read:
+        read.itersize = max(1000, batch)
+        read.execute(select)
+        while True:
+            page = read.fetchmany(max(1000, batch))
+            if not page:
+                break
+            rows = []
+            for src_id, tenant_id, factory, llm_name, model_type, api_key, api_base, max_tokens, status in page:
+                seq += 1
+                broken = canonical.looks_like_broken_json(api_key)
+                if broken:
+                    info["broken_json"] += 1
+                    if len(info["broken_sample"]) < 10:
+                        info["broken_sample"].append(src_id if src_id is not None else
+                                                     {"tenant_id": tenant_id, "llm_factory": factory,
+                                                      "llm_name": llm_name})
+                rows.append((seq, src_id, tenant_id, factory, llm_name, model_type, api_key, api_base, max_tokens,
+                             status, int(canonical.is_valid_status(status)),
+                             canonical.identity_of_key(api_key, api_base), int(canonical.key_has_is_tools(api_key)),
+                             canonical.legacy_model_extra(api_key, max_tokens), canonical.instance_extra(api_base),
+                             int(broken)))
+            with conn.cursor() as cur, cur.copy(f"COPY {LLM} ({', '.join(_LLM_COLUMNS)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            progress.advance(len(page))
+            ctx.checkpoint()
+    execute(conn, f"CREATE INDEX ON {LLM} (provider_id, ikey)")
+    execute(conn, f"ANALYZE {LLM}")
+    info["rows"] = seq
+    progress.emit()
+    if info["broken_json"]:
+        ctx.notice(step, "tenant_llm rows whose api_key starts like JSON but does not parse: used as a plain "
+                   "string key (truncated or corrupted by an earlier non-strict run?)",
+                   count=info["broken_json"], sample=info["broken_sample"])
+    attach_providers(ctx, step, meta)
+    return info
+
+
+def attach_providers(ctx: Any, step: str, meta: PgMeta) -> int:
+    """``rm_llm.provider_id``: the tenant's provider named like the factory (case-insensitive, as the
+    MySQL unique key compares; the lowest id should a case-sensitive database hold two)."""
+    if not meta.has_table("tenant_model_provider"):
+        return 0
+    return logged(ctx, step, f"UPDATE {LLM} s SET provider_id = (SELECT p.id FROM tenant_model_provider p "
+                  "WHERE p.tenant_id = s.tenant_id AND pg_temp.rm_fold(p.provider_name) = pg_temp.rm_fold(s.llm_factory) "
+                  "ORDER BY p.id COLLATE \"C\" LIMIT 1) WHERE s.provider_id IS NULL")
+
+
+def build_instances(ctx: Any, step: str, meta: PgMeta, *, batch: int) -> int:
+    """``rm_inst``: every ``tenant_model_instance`` with the identity of its stored key and base URL."""
+    conn = ctx.conn
+    temp_table(conn, INST, "id TEXT NOT NULL PRIMARY KEY, provider_id TEXT NOT NULL, instance_name TEXT NOT NULL, "
+               "ikey BYTEA NOT NULL, is_default SMALLINT NOT NULL, intl SMALLINT NOT NULL")
+    if not meta.has_table("tenant_model_instance"):
+        return 0
+    count = 0
+    with conn.transaction(), conn.cursor(name="rm_inst_read") as read:
+        read.execute("SELECT id, provider_id, instance_name, api_key, extra FROM tenant_model_instance ORDER BY id")
+        while True:
+            page = read.fetchmany(max(1000, batch))
+            if not page:
+                break
+            rows = [(inst_id, provider_id, name, canonical.identity_of_key(api_key, canonical.instance_base_url(extra)),
+                     int(name == "default"), int(_region(extra) == "intl"))
+                    for inst_id, provider_id, name, api_key, extra in page]
+            count += copy_rows(conn, INST, ("id", "provider_id", "instance_name", "ikey", "is_default", "intl"), rows)
+            ctx.checkpoint()
+    execute(conn, f"CREATE INDEX ON {INST} (provider_id, ikey)")
+    execute(conn, f"ANALYZE {INST}")
+    return count
+
+
+def _region(extra: str | None) -> str | None:
+    if not extra or extra.lstrip()[:1] != "{":
+        return None
+    try:
+        value = json.loads(extra)
+    except ValueError:
+        return None
+    region = value.get("region") if isinstance(value, dict) else None
+    return region if isinstance(region, str) else None
+
+
+# --- the stage base ---------------------------------------------------------------------------------
+
+
+class PgStage(DataStage):
+    """A data stage on PostgreSQL: the MySQL stage's name, gate and Step contract."""
+
+    #: This stage's own session tables (dropped after it, and on any failure).
+    session_tables: tuple[str, ...] = ()
+
+    def meta(self, ctx: RunContext) -> PgMeta:
+        json_functions(ctx.conn)  # every stage starts here (plan, apply, the registry's probes)
+        return PgMeta(ctx.conn)
+
+    def drop_session_tables(self, ctx: RunContext) -> None:
+        drop_temp(ctx.conn, LLM, INST, *self.session_tables)
+
+    def cleanup(self, ctx: RunContext) -> None:
+        drop_temp(ctx.conn, *self.session_tables)
+
+    def settle_rejections(self, ctx: RunContext, meta: Any, work: Work) -> list[dict[str, Any]]:
+        if work.rejections and getattr(ctx.settings, "widen_columns", False):
+            first = work.rejections[0]
+            raise ConfigError(
+                f"{self.name}: --widen-columns is not supported on PostgreSQL in this release "
+                f"({first.table}.{first.column}: {first.count} value(s) too long); nothing was written",
+                hint="widen the named columns by hand (ALTER TABLE … ALTER COLUMN … TYPE varchar(N)) or correct "
+                "the values, then run again without --widen-columns")
+        self.raise_rejections(work)
+        return []
+
+    def sample(self, ctx: RunContext, sql: str, args: Any = None, columns: tuple[str, ...] = ()) -> list[dict]:
+        rows = query(ctx.conn, sql + " LIMIT 5", args)
+        return [dict(zip(columns, row, strict=False)) for row in rows]
+
+    def check_lengths(self, ctx: RunContext, meta: PgMeta, work: Work, table: str,
+                      checks: list[tuple[str, str]], source: str, ref: str, order: str) -> None:
+        """Values that would not fit their ``table`` column (character_maximum_length): rejected with the
+        longest one (chars, bytes), before anything is written. ``checks``: (column, expression)."""
+        for column, expr in checks:
+            limit = meta.max_length(table, column)
+            if limit is None:
+                continue
+            found = query(ctx.conn, f"SELECT COUNT(*), COALESCE(MAX(char_length({expr})), 0), "
+                          f"COALESCE(MAX(octet_length({expr})), 0) {source} AND char_length({expr}) > %s", (limit,))[0]
+            if found[0]:
+                rows = query(ctx.conn, f"SELECT {ref} {source} AND char_length({expr}) > %s ORDER BY {order} LIMIT 20",
+                             (limit,))
+                work.reject(table, column, limit, int(found[0]),
+                            [{"tenant_llm.id": r[0], "tenant_id": r[1], "llm_factory": r[2], "llm_name": r[3]}
+                             for r in rows], "longer than the column", needed=(int(found[1]), int(found[2])))
+
+
+__all__ = ["IdSequence", "PgMeta", "PgStage", "Work"]

@@ -1,0 +1,216 @@
+"""The PostgreSQL run lock: a session-level ``pg_advisory_lock(k)`` that makes one runner migrate
+while the others (and RAGFlow's own startup) wait. Same surface and events as the MySQL
+backend's ``db.lock.AdvisoryLock``; the PostgreSQL facts differ:
+
+* **The key is RAGFlow's**: ``k = int(md5(lock_name).hexdigest(), 16) % (2**31 - 1)``, so the
+  default name ``init_database_tables`` (k = 1241179007) is the lock RAGFlow's startup takes
+  (``pg_try_advisory_lock``), and RAGFlow's DDL never runs beside ours.
+* **Advisory locks are per database**: the lock session connects to the target database (not to
+  ``postgres``); the same key in another database is another lock.
+* **A dedicated autocommit session** holds it; a transaction ending on that session keeps it, and
+  closing the session (a killed runner) frees it. Statement and idle timeouts are off there, and
+  TCP keepalives on, so neither a server default nor a silent network loss keeps a dead lock.
+* **The wait** is a blocking ``pg_advisory_lock`` under ``lock_timeout``, in slices of
+  ``--lock-poll`` up to ``--lock-timeout``: a blocked call joins the server's queue and is granted
+  the moment the holder leaves (a ``pg_try_advisory_lock`` loop would only notice at its next
+  try). Each slice that times out (55P03) logs the holder.
+* **The holder** is read from ``pg_locks`` joined to ``pg_stat_activity``; every runner's
+  ``application_name`` is ``ragflow-migrate/<instance>``, so no holder table is needed. Any other
+  name is "RAGFlow or another client". Other roles' ``client_addr`` needs ``pg_read_all_stats``;
+  without it the holder is named by pid, user and application_name.
+
+Do not run the tool through a transaction-pooling proxy (PgBouncer ``pool_mode=transaction``): it
+would move the session lock between server connections.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from typing import Any
+
+import psycopg
+
+from ... import events, interrupt
+from ...config import Settings
+from ...errors import LockLostError, LockTimeoutError
+from . import errors
+from .connect import APPLICATION_PREFIX, close_quietly, connect, disable_timeouts, execute, query, query_one
+
+# A single bigint key below 2**31 shows in pg_locks as classid 0, objid k, objsubid 1.
+_WHERE_KEY = ("l.locktype = 'advisory' AND l.classid = 0 AND l.objid = %(key)s::bigint::oid AND l.objsubid = 1 "
+              "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND l.granted")
+_HOLDER_SQL = (
+    "SELECT l.pid, a.usename, host(a.client_addr), a.application_name, "
+    "to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+    "extract(epoch FROM now() - a.backend_start)::bigint "
+    f"FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid WHERE {_WHERE_KEY} LIMIT 1"
+)
+_HOLDS_SQL = f"SELECT EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = pg_backend_pid() AND {_WHERE_KEY})"
+
+
+def lock_key(name: str) -> int:
+    """RAGFlow's advisory-lock key of a lock name."""
+    return int(hashlib.md5(name.encode("utf-8")).hexdigest(), 16) % (2**31 - 1)
+
+
+class PgAdvisoryLock:
+    """``with PgAdvisoryLock(settings, log, run_id) as lock: ... lock.verify() ...``"""
+
+    def __init__(self, settings: Settings, log: Any, run_id: str) -> None:
+        self.settings = settings
+        self.name = settings.lock_name
+        self.key = lock_key(settings.lock_name)
+        self.log = log
+        self.run_id = run_id
+        self.conn: psycopg.Connection | None = None
+        #: The lock session's backend pid (what pg_locks and pg_stat_activity show).
+        self.connection_id: int | None = None
+        self.acquired_at: float | None = None
+
+    # -- acquire / release -----------------------------------------------------------------
+
+    def acquire(self, timeout: float | None = None) -> None:
+        timeout = self.settings.lock_timeout if timeout is None else timeout
+        self.conn = connect(self.settings)
+        try:
+            disable_timeouts(self.conn)
+            self.connection_id = self.conn.info.backend_pid
+            self._wait(timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    def _wait(self, timeout: float) -> None:
+        started = time.monotonic()
+        tries = 0
+        while True:
+            interrupt.check()
+            waited = time.monotonic() - started
+            # The first try does not wait: a runner that has to wait says so, naming the holder, at
+            # once (not only after a whole poll slice, which may outlast the holder's work).
+            slice_s = 0.0 if tries == 0 else max(0.0, min(self.settings.lock_poll, timeout - waited))
+            tries += 1
+            if self._try(slice_s):
+                self.acquired_at = time.monotonic()
+                self.log.info(events.LOCK_ACQUIRED, lock=self.name, key=self.key, connection_id=self.connection_id,
+                              waited_s=round(self.acquired_at - started, 3))
+                return
+            waited = time.monotonic() - started
+            holder = self.holder()
+            if waited >= timeout:
+                raise LockTimeoutError(
+                    f"lock {self.name!r} (pg_advisory_lock({self.key})) still held by {describe_holder(holder)} "
+                    f"after {timeout:g}s",
+                    hint="another migration (or RAGFlow's startup) is running; wait for it, or raise "
+                    "--lock-timeout. A killed runner's session ends when PostgreSQL notices it is gone; "
+                    "SELECT pg_terminate_backend(<pid>) ends a stale one at once",
+                    holder=holder,
+                )
+            self.log.info(events.LOCK_WAITING, lock=self.name, holder=holder, waited_s=round(waited, 1),
+                          timeout_s=timeout)
+
+    def _try(self, slice_s: float) -> bool:
+        """Ask for the lock, waiting at most ``slice_s`` (0: do not wait)."""
+        assert self.conn is not None
+        if slice_s <= 0:
+            row = query_one(self.conn, "SELECT pg_try_advisory_lock(%s::bigint)", (self.key,))
+            return bool(row and row[0])
+        # lock_timeout 0 means "wait forever": a slice is at least one millisecond.
+        execute(self.conn, "SELECT set_config('lock_timeout', %s, false)", (f"{max(1, math.ceil(slice_s * 1000))}ms",))
+        try:
+            execute(self.conn, "SELECT pg_advisory_lock(%s::bigint)", (self.key,))
+        except psycopg.errors.LockNotAvailable:
+            return False
+        execute(self.conn, "SELECT set_config('lock_timeout', '0', false)")  # the session's own again
+        return True
+
+    def release(self) -> None:
+        if self.conn is None:
+            return
+        held = time.monotonic() - self.acquired_at if self.acquired_at else 0.0
+        try:
+            if self.acquired_at is not None:
+                query_one(self.conn, "SELECT pg_advisory_unlock(%s::bigint)", (self.key,))
+                self.log.info(events.LOCK_RELEASED, lock=self.name, held_s=round(held, 3))
+        except psycopg.Error:
+            pass  # the session is gone, and the lock with it
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Close the lock session (which frees the lock, if held)."""
+        close_quietly(self.conn)
+        self.conn = None
+        self.acquired_at = None
+
+    def __enter__(self) -> PgAdvisoryLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()
+
+    # -- ownership -------------------------------------------------------------------------
+
+    def verify(self) -> None:
+        """Raise :class:`LockLostError` unless this run still holds the lock."""
+        if self.conn is None or self.acquired_at is None:
+            raise LockLostError(f"lock {self.name!r} is not held")
+        try:
+            held = self.holds()
+        except (psycopg.Error, OSError) as exc:
+            self._lost(f"the lock session failed: {errors.error_text(exc)}")
+        else:
+            if not held:
+                self._lost("the lock is no longer held by this run's session")
+
+    def holds(self) -> bool:
+        """Whether this lock's session holds it now (the driver's error when the session failed)."""
+        assert self.conn is not None
+        row = query_one(self.conn, _HOLDS_SQL, {"key": self.key})
+        return bool(row and row[0])
+
+    def _lost(self, reason: str) -> None:
+        self.log.error(events.LOCK_LOST, lock=self.name, reason=reason)
+        self.close()
+        raise LockLostError(
+            f"lost the advisory lock {self.name!r}: {reason}",
+            hint="the run stopped before its next step; run it again (another runner may be "
+            "finishing the work)",
+        )
+
+    def holder(self) -> dict[str, Any] | None:
+        assert self.conn is not None
+        return lock_holder(self.conn, self.settings)
+
+
+def lock_holder(conn: psycopg.Connection, settings: Settings) -> dict[str, Any] | None:
+    """Who holds the run lock in ``conn``'s database right now, as far as this role can see; None
+    when free. The keys of the MySQL holder (``connection_id``, ``user``, ``host``, and
+    ``instance`` for one of ours) plus PostgreSQL's own."""
+    rows = query(conn, _HOLDER_SQL, {"key": lock_key(settings.lock_name)})
+    if not rows:
+        return None
+    pid, user, host, application, backend_start, connected_s = rows[0]
+    holder: dict[str, Any] = {"connection_id": pid, "pid": pid, "user": user, "host": host,
+                              "application_name": application, "backend_start": backend_start,
+                              "connected_s": connected_s}
+    if application and application.startswith(APPLICATION_PREFIX):
+        holder.update(instance=application[len(APPLICATION_PREFIX):], tool="ragflow-migrate")
+    else:
+        holder["client"] = "RAGFlow or another client"
+    return holder
+
+
+def describe_holder(holder: dict[str, Any] | None) -> str:
+    if not holder:
+        return "nobody"
+    text = f"backend pid {holder['pid']}"
+    if holder.get("user"):
+        text += f" ({holder['user']}" + (f"@{holder['host']}" if holder.get("host") else "") + ")"
+    if holder.get("instance"):
+        return text + f", ragflow-migrate on {holder['instance']}"
+    application = f" (application_name {holder['application_name']!r})" if holder.get("application_name") else ""
+    return text + f", not a ragflow-migrate runner: RAGFlow or another client{application}"
