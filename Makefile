@@ -41,6 +41,18 @@ servers: ## provision MariaDB 10.11 and Oracle MySQL 9.7 (chroot) for the tests 
 servers-mariadb: ## provision MariaDB 10.11 alone (what the demo uses; no MySQL chroot)
 	PROVISION_ONLY=mariadb bash tests/servers/provision.sh
 
+PG_BINDIR := $(or $(RAGFLOW_MIGRATE_PG_BINDIR),/usr/lib/postgresql/15/bin)
+
+.PHONY: servers-postgres
+servers-postgres: ## check PostgreSQL 15 for `make demo DB=postgres` (missing: provision.sh installs it, with the rest)
+	@if [ -x $(PG_BINDIR)/postgres ] && [ -x $(PG_BINDIR)/initdb ] && [ -x $(PG_BINDIR)/psql ] \
+	    && id postgres >/dev/null 2>&1; then \
+	    echo "postgresql: present ($$($(PG_BINDIR)/postgres --version | awk '{print $$3}'))"; \
+	else \
+	    echo "postgresql: missing; tests/servers/provision.sh installs postgresql-15 (and MariaDB, Galera, the MySQL chroot)"; \
+	    PROVISION_SKIP_TEMPLATE=1 bash tests/servers/provision.sh; \
+	fi
+
 .PHONY: tools
 tools: ## install chart/image test tools (helm, kubectl, kubernetes-validate, hadolint, checkov; buildah, podman)
 	bash tests/tools/install.sh all
@@ -57,9 +69,20 @@ unit: venv ## pure tests only (no server, no tools)
 lint: venv ## static checks
 	$(VENV)/bin/ruff check src tests
 
+# `make demo DB=postgres`: the demo's server (mariadb or postgres)
+DB ?= mariadb
+DEMO_DBS := mariadb postgres
+
 .PHONY: demo
-demo: venv servers-mariadb ## a throwaway MariaDB with an old RAGFlow database, upgraded before your eyes
-	$(PY) tests/demo/demo.py $(if $(DEMO_KEEP),--keep)
+# An unknown DB fails first (demo-unknown-db), before the venv is touched.
+DEMO_DB_OK := $(if $(filter 1,$(words $(DB))),$(filter $(DB),$(DEMO_DBS)))
+demo: $(if $(DEMO_DB_OK),venv servers-$(DB),demo-unknown-db)
+demo: ## a throwaway MariaDB with an old RAGFlow database, upgraded before your eyes (DB=postgres: PostgreSQL 15)
+	$(PY) tests/demo/demo.py$(if $(filter-out mariadb,$(DB)), --db $(DB))$(if $(DEMO_KEEP), --keep)
+
+.PHONY: demo-unknown-db
+demo-unknown-db:
+	@echo "make demo: DB must be one of: $(DEMO_DBS) (default mariadb), not '$(DB)'" >&2; exit 2
 
 .PHONY: bench
 bench: venv servers ## upgrade generated S and M databases on both servers, timed per step (BENCH_SCALES=S,M,L adds L)

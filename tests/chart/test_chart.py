@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import re
+from pathlib import Path
 
 import pytest
 from helmtools import (
@@ -28,6 +29,7 @@ from helmtools import (
 from ragflow_migrate.errors import ExitCode
 
 RUN_IMAGE = "ragflow-migrate:0.1.0"
+MYSQL_RENDERS = Path(__file__).resolve().parent / "fixtures" / "mysql-renders"
 
 
 def job(values=None, **kw) -> dict:
@@ -42,7 +44,9 @@ def hook_of(doc: dict) -> list[str]:
 
 
 @pytest.mark.parametrize("sets", [[], ["mode=initContainer"], ["mode=none", "cronJobs.enabled=true"],
-                                  ["oneOff.command=status"]], ids=["job", "initContainer", "none", "one-off"])
+                                  ["oneOff.command=status"],
+                                  ["mode=initContainer", "database.type=postgres", "database.pgSslmode=require"]],
+                         ids=["job", "initContainer", "none", "one-off", "postgres"])
 def test_helm_lint_strict(sets):
     cmd = [tool("helm"), "lint", "--strict", str(CHART)]
     for item in sets:
@@ -459,6 +463,135 @@ def test_network_policy_denies_ingress_to_the_tools_pods():
     assert not find(render({"networkPolicy": {"enabled": False}}), "NetworkPolicy")
 
 
+# --- PostgreSQL (database.type=postgres) ----------------------------------------------------------------
+
+PG_VARIABLES = {"POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DBNAME"}
+
+
+def _env(item: dict) -> dict[str, dict]:
+    return {e["name"]: e for e in item["env"]}
+
+
+def _mysql_names(item: dict) -> set[str]:
+    return {name for name in _env(item) if name.startswith("MYSQL_")}
+
+
+@pytest.mark.parametrize("name", ["job-default", "job-external-db", "ragflow-initcontainer"])
+def test_mysql_renders_byte_for_byte_as_before_the_postgres_mode(name, ragflow_chart):
+    """fixtures/mysql-renders/*.yaml: `helm template` of the chart before database.type existed. A change to
+    the MySQL render that is meant must rewrite them (same command, same values as below)."""
+    external = {"database": {"sameRelease": False, "host": "mysql.example", "port": 3306, "user": "rag",
+                             "name": "rag_flow", "secret": {"name": "db", "keys": {"MYSQL_PASSWORD": "pw"}}},
+                "job": {"hooks": {"install": "pre-install", "upgrade": "pre-upgrade"}}}
+    cases = {
+        "job-default": lambda extra: template_text(extra),
+        "job-external-db": lambda extra: template_text({**external, "database": {**external["database"], **extra.get(
+            "database", {})}}),
+        "ragflow-initcontainer": lambda extra: template_text(
+            {"ragflow-migrate": {"mode": "initContainer", **extra}}, chart=ragflow_chart, upgrade=True),
+    }
+    expected = (MYSQL_RENDERS / f"{name}.yaml").read_text()
+    assert cases[name]({}) == expected
+    # database.type=mysql said out loud is the default, byte for byte: no DB_TYPE, no POSTGRES_*.
+    assert cases[name]({"database": {"type": "mysql"}}) == expected
+    assert "DB_TYPE" not in expected and "POSTGRES" not in expected and "PG_SSLMODE" not in expected
+
+
+def test_postgres_mode_reads_ragflows_secret_and_renders_db_type():
+    migrate = container(pod_spec(job({"database": {"type": "postgres"}})), "ragflow-migrate", init=False)
+    env = _env(migrate)
+    assert env["DB_TYPE"] == {"name": "DB_TYPE", "value": "postgres"}
+    # The POSTGRES_* variables come from RAGFlow's Secret as a whole, as RAGFlow's own Deployment reads them.
+    assert migrate["envFrom"] == [{"secretRef": {"name": "ragflow-env-config"}}]
+    assert not _mysql_names(migrate)
+    assert not PG_VARIABLES & set(env), "nothing overrides the Secret unless a value says so"
+    assert "RAGFLOW_MIGRATE_PG_SSLMODE" not in env
+
+
+def test_postgres_explicit_values_take_ragflows_postgres_names():
+    migrate = container(pod_spec(job({"database": {"type": "postgres", "host": "pg.db.svc", "port": 6432,
+                                                   "user": "ragflow", "name": "rag_flow_pg",
+                                                   "pgSslmode": "verify-full"}})), "ragflow-migrate")
+    values = {name: e.get("value") for name, e in _env(migrate).items()}
+    assert {k: values[k] for k in PG_VARIABLES - {"POSTGRES_PASSWORD"}} == {
+        "POSTGRES_HOST": "pg.db.svc", "POSTGRES_PORT": "6432", "POSTGRES_USER": "ragflow",
+        "POSTGRES_DBNAME": "rag_flow_pg"}
+    assert values["DB_TYPE"] == "postgres"
+    assert values["RAGFLOW_MIGRATE_PG_SSLMODE"] == "verify-full"
+    assert not _mysql_names(migrate)
+
+
+def test_postgres_selected_secret_keys():
+    keys = {"POSTGRES_HOST": "host", "POSTGRES_PORT": "port", "POSTGRES_USER": "username",
+            "POSTGRES_PASSWORD": "password", "POSTGRES_DBNAME": "dbname"}
+    migrate = container(pod_spec(job({"database": {"type": "postgres", "secret": {"name": "pg-creds", "keys": keys}}})),
+                        "ragflow-migrate")
+    assert "envFrom" not in migrate
+    env = _env(migrate)
+    for variable, key in keys.items():
+        ref = env[variable]["valueFrom"]["secretKeyRef"]
+        assert ref["name"] == "pg-creds" and ref["key"] == key
+        # As for MySQL: the host and the password are required, the rest has defaults.
+        assert ref["optional"] is (variable not in ("POSTGRES_HOST", "POSTGRES_PASSWORD")), variable
+    assert env["DB_TYPE"]["value"] == "postgres"
+    assert not _mysql_names(migrate)
+
+
+def test_postgres_through_ragflows_chart_and_secret(ragflow_chart):
+    """RAGFlow's chart writes env.DB_TYPE and env.POSTGRES_* into its Secret under the same names; the
+    initContainer gets DB_TYPE=postgres and exactly those keys, from that Secret."""
+    ragflow_env = {"DB_TYPE": "postgres", "POSTGRES_HOST": "pg.db.svc", "POSTGRES_PORT": "5432",
+                   "POSTGRES_USER": "rag_flow", "POSTGRES_PASSWORD": "secret", "POSTGRES_DBNAME": "rag_flow"}
+    identity = {name: name for name in PG_VARIABLES}
+    for database in ({"type": "postgres"}, {"type": "postgres", "secret": {"keys": identity}}):
+        docs = render({"env": ragflow_env, "ragflow-migrate": {"mode": "initContainer", "database": database}},
+                      chart=ragflow_chart, upgrade=True)
+        secret = one(docs, "Secret")
+        assert PG_VARIABLES <= set(secret["stringData"]) and secret["stringData"]["DB_TYPE"] == "postgres"
+        spec = pod_spec(one(docs, "Deployment"))
+        ours = container(spec, "ragflow-migrate", init=True)
+        assert _env(ours)["DB_TYPE"]["value"] == "postgres"
+        assert not _mysql_names(ours)
+        if "secret" in database:
+            assert "envFrom" not in ours
+            refs = {n: e["valueFrom"]["secretKeyRef"] for n, e in _env(ours).items() if "valueFrom" in e
+                    and "secretKeyRef" in e["valueFrom"]}
+            assert set(refs) == PG_VARIABLES
+            assert all(ref["name"] == secret["metadata"]["name"] and ref["key"] in secret["stringData"]
+                       for ref in refs.values())
+        else:
+            assert ours["envFrom"] == container(spec, "ragflow", init=False)["envFrom"] == \
+                [{"secretRef": {"name": secret["metadata"]["name"]}}]
+
+
+def test_postgres_mode_has_one_container_spec_everywhere(ragflow_chart):
+    values = {"database": {"type": "postgres", "pgSslmode": "require"}}
+    job_docs = render({"ragflow-migrate": {**values, "mode": "job"}}, chart=ragflow_chart)
+    init_docs = render({"ragflow-migrate": {**values, "mode": "initContainer"}}, chart=ragflow_chart)
+    as_job = container(pod_spec(one(job_docs, "Job")), "ragflow-migrate", init=False)
+    as_init = container(pod_spec(one(init_docs, "Deployment")), "ragflow-migrate", init=True)
+    assert as_job == as_init
+    crons = find(render({**values, "mode": "none", "cronJobs": {"enabled": True}}), "CronJob")
+    for cron in crons:
+        env = _env(container(pod_spec(cron), "ragflow-migrate"))
+        assert env["DB_TYPE"]["value"] == "postgres" and env["RAGFLOW_MIGRATE_PG_SSLMODE"]["value"] == "require"
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"database": {"pgSslmode": "require"}}, "database.pgSslmode=require is PostgreSQL's sslmode and needs "
+                                                 "database.type=postgres"),
+        ({"database": {"type": "postgres", "secret": {"keys": {"MYSQL_PASSWORD": "password"}}}},
+         "imports MYSQL_PASSWORD, a variable the tool does not read with database.type=postgres; use POSTGRES_PASSWORD"),
+        ({"database": {"secret": {"keys": {"POSTGRES_PASSWORD": "password"}}}},
+         "imports POSTGRES_PASSWORD, a variable the tool does not read with database.type=mysql; use MYSQL_PASSWORD"),
+    ],
+)
+def test_the_other_databases_settings_are_refused(values, message):
+    assert message in template_error(values)
+
+
 # --- values schema ---------------------------------------------------------------------------------------
 
 
@@ -481,6 +614,9 @@ def test_network_policy_denies_ingress_to_the_tools_pods():
         (["job.deletePolicy=never"], "at '/job/deletePolicy'"),
         (["argocd.hook=PreDelete"], "at '/argocd/hook'"),
         (["waitForVersion.enabled=maybe"], "at '/waitForVersion/enabled': got string, want boolean"),
+        (["database.type=postgresql"], "at '/database/type': value must be one of 'mysql', 'postgres'"),
+        (["database.type=oceanbase"], "at '/database/type': value must be one of 'mysql', 'postgres'"),
+        (["database.pgSslmode=strict"], "at '/database/pgSslmode'"),
     ],
 )
 def test_schema_rejects_bad_values_with_a_clear_message(sets, message):
@@ -549,3 +685,13 @@ def test_notes_tell_the_operator_what_to_run(tmp_path):
     notes = _notes({"mode": "initContainer", "cronJobs": {"enabled": True}}, tmp_path / "b")
     assert "deploy/ragflow -c ragflow-migrate" in notes
     assert "--from=cronjob/ragflow-ragflow-migrate-schema-diff" in notes
+    assert "PostgreSQL" not in notes
+
+
+def test_notes_on_postgres(tmp_path):
+    notes = _notes({"database": {"type": "postgres", "pgSslmode": "verify-full"}}, tmp_path / "a")
+    assert "PostgreSQL (DB_TYPE=postgres, POSTGRES_* variables, sslmode verify-full)" in notes
+    assert "not through a transaction-pooling PgBouncer" in notes
+    assert "gives up after about 3.7 s" in notes and "mode=initContainer is the recommended wiring" in notes
+    notes = _notes({"database": {"type": "postgres"}, "mode": "initContainer"}, tmp_path / "b")
+    assert "3.7 s" not in notes

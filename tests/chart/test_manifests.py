@@ -54,6 +54,14 @@ MATRIX: list[tuple[str, dict, str, bool]] = [
     ("ragflow-job-wait", {"ragflow-migrate": {"mode": "job"}}, "ragflow", True),
     ("ragflow-job-install", {"ragflow-migrate": {"mode": "job"}}, "ragflow", False),
     ("ragflow-none", {"ragflow-migrate": {"mode": "none"}}, "ragflow", True),
+    ("job-postgres", {"database": {"type": "postgres", "pgSslmode": "verify-full", "host": "pg.example", "port": 5432,
+                                   "secret": {"name": "pg", "keys": {"POSTGRES_PASSWORD": "password"}}},
+                      "cronJobs": {"enabled": True}}, "own", True),
+    ("ragflow-initcontainer-postgres", {
+        "env": {"DB_TYPE": "postgres", "POSTGRES_HOST": "pg.example", "POSTGRES_PASSWORD": "pw"},
+        "ragflow-migrate": {"mode": "initContainer", "database": {"type": "postgres"}}}, "ragflow", True),
+    ("ragflow-job-wait-postgres", {"ragflow-migrate": {"mode": "job", "database": {"type": "postgres"}}}, "ragflow",
+     True),
 ]
 
 

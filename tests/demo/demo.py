@@ -1,16 +1,23 @@
 """`make demo`: a throwaway MariaDB holding an old RAGFlow database, upgraded before your eyes.
 
-1. start a private MariaDB 10.11 (temporary folder, free port; nothing else is touched);
-2. build a RAGFlow v0.25.6 database the way RAGFlow itself would (the tool's fresh install of
-   an old release) and put a few tenants, models, chats and datasets in it;
+`make demo DB=postgres` (``--db postgres``) tells the same story on PostgreSQL 15.
+
+1. start a private MariaDB 10.11 or PostgreSQL 15 (temporary folder, free port; nothing else is
+   touched);
+2. build a RAGFlow v0.25.6 database the way RAGFlow itself would (MariaDB: the tool's fresh
+   install of an old release; PostgreSQL: RAGFlow's own v0.25.6 schema, the reference dump) and
+   put a few tenants, models, chats and datasets in it;
 3. `status`, `plan`, `run` (console logs), `status`, `schema diff`, and a second `run` (a no-op);
 4. a short summary: release before → after, each step's outcome, rows and time, what to try next;
 5. stop the server and remove its folder (with `--keep`, or `make demo DEMO_KEEP=1`: only once
    Enter or Ctrl-C is pressed, so that you can point the tool at it from another shell).
+
+Usage: demo.py [--db mariadb|postgres] [--keep]
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -23,11 +30,16 @@ HERE = Path(__file__).resolve().parent
 TESTS = HERE.parent
 sys.path.insert(0, str(TESTS))
 
-from servers import harness  # noqa: E402
+from servers import harness, postgres  # noqa: E402
 
 CATALOG = TESTS / "data" / "llm_factories.small.json"
 OLD_RELEASE = "v0.25.6"
+#: --db: the server each demo runs, as the summary and the headers name it.
+DATABASES = {"mariadb": "MariaDB", "postgres": "PostgreSQL"}
 
+#: The same rows on both servers: every column is text, integer or real (RAGFlow's flags such as
+#: status and do_refer are varchar(1), not booleans), and the NOT NULL ones without a default are
+#: all given (see CREATE TABLE in the PostgreSQL reference dump).
 SAMPLE = """
 INSERT INTO tenant (id, name, llm_id, embd_id, asr_id, img2txt_id, rerank_id, tts_id, parser_ids, credit, status)
 VALUES ('t1', 'acme', 'gpt-4o@OpenAI', 'text-embedding-3-small@OpenAI', '', '', '', NULL, 'naive:General', 512, '1'),
@@ -58,13 +70,23 @@ def tool(env: dict[str, str], *args: str) -> int:
     return subprocess.call([sys.executable, "-m", "ragflow_migrate", *args], env=env)
 
 
+def server_name(server: harness.Server) -> str:
+    """``MariaDB`` or ``PostgreSQL``."""
+    return DATABASES[server.flavor]
+
+
+def short_version(server: harness.Server) -> str:
+    """``10.11.14`` from ``10.11.14-MariaDB-0+deb12u2``, ``15.14`` from ``15.14 (Debian 15.14-0+deb12u1)``."""
+    return server.version.split()[0].split("-")[0]
+
+
 def summary(server: harness.Server, run: dict, run_wall: float, noop_wall: float, total: float,
             keep: bool) -> None:
     """The demo in a few lines, from the upgrade's own summary (its termination message)."""
     banner("summary")
     before = f"{run.get('from_release') or '?'} ({run.get('from_state') or '?'})"
     after = f"{run.get('release') or '?'} ({run.get('state') or '?'})"
-    print(f"database   rag_flow on MariaDB {server.version.split('-')[0]}, {server.host}:{server.port}")
+    print(f"database   rag_flow on {server_name(server)} {short_version(server)}, {server.host}:{server.port}")
     print(f"upgrade    {before} → {after}: {run.get('outcome')}, exit {run.get('exit_code')}, "
           f"{run.get('duration_s', 0):.2f}s in the tool ({run_wall:.2f}s with Python's start)")
     steps = run.get("steps") or []
@@ -82,7 +104,8 @@ def summary(server: harness.Server, run: dict, run_wall: float, noop_wall: float
     if keep:
         print("  the server stays up (below): point the tool at it from another shell")
     else:
-        print("  make demo DEMO_KEEP=1   the same, and the server stays up until Enter; from another shell:")
+        again = "make demo DEMO_KEEP=1" if server.flavor == "mariadb" else f"make demo DB={server.flavor} DEMO_KEEP=1"
+        print(f"  {again:<22}  the same, and the server stays up until Enter; from another shell:")
     print("      .venv/bin/ragflow-migrate status        where the database stands")
     print("      .venv/bin/ragflow-migrate plan          what `run` would do (nothing, now)")
     print("      .venv/bin/ragflow-migrate schema diff   exit 0: in sync with v0.27.0")
@@ -93,8 +116,12 @@ def summary(server: harness.Server, run: dict, run_wall: float, noop_wall: float
 def keep_open(server: harness.Server) -> None:
     banner("the server stays up: press Enter (or Ctrl-C) to stop it and remove its folder")
     print("in another shell:")
-    print(f"  export MYSQL_HOST={server.host} MYSQL_PORT={server.port} MYSQL_USER=root MYSQL_PASSWORD= "
-          f"MYSQL_DBNAME=rag_flow RAGFLOW_MIGRATE_CATALOG={CATALOG}")
+    if server.flavor == "postgres":
+        print(f"  export DB_TYPE=postgres POSTGRES_HOST={server.host} POSTGRES_PORT={server.port} "
+              f"POSTGRES_USER=postgres POSTGRES_PASSWORD= POSTGRES_DBNAME=rag_flow RAGFLOW_MIGRATE_CATALOG={CATALOG}")
+    else:
+        print(f"  export MYSQL_HOST={server.host} MYSQL_PORT={server.port} MYSQL_USER=root MYSQL_PASSWORD= "
+              f"MYSQL_DBNAME=rag_flow RAGFLOW_MIGRATE_CATALOG={CATALOG}")
     print(f"  cd {TESTS.parent} && .venv/bin/ragflow-migrate status", flush=True)
     try:
         input()
@@ -102,22 +129,61 @@ def keep_open(server: harness.Server) -> None:
         print()
 
 
+def parse_args(argv: list[str]) -> tuple[str, bool] | None:
+    """(database, keep) from ``[--db mariadb|postgres] [--keep]``; None (after a message) when wrong."""
+    db, keep, rest = "mariadb", False, list(argv)
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--keep":
+            keep = True
+        elif arg == "--db" and rest:
+            db = rest.pop(0)
+        elif arg.startswith("--db="):
+            db = arg.split("=", 1)[1]
+        else:
+            print(f"demo.py: unexpected argument {arg!r}; usage: demo.py [--db mariadb|postgres] [--keep]",
+                  file=sys.stderr)
+            return None
+    if db not in DATABASES:
+        print(f"demo.py: --db must be one of {', '.join(DATABASES)}, not {db!r}", file=sys.stderr)
+        return None
+    return db, keep
+
+
+def start(db: str) -> contextlib.AbstractContextManager[harness.Server]:
+    """The throwaway server, stopped and removed when the block ends."""
+    return postgres.running() if db == "postgres" else harness.running(db)
+
+
+def build_old_database(server: harness.Server, quiet: dict[str, str]) -> bool:
+    """A RAGFlow v0.25.6 database as RAGFlow itself would have left it, with the sample rows."""
+    if server.flavor == "postgres":
+        # RAGFlow's own v0.25.6 schema on PostgreSQL 15 (its peewee models, dumped by pg_dump).
+        server.load_sql("rag_flow", harness.schema_root() / postgres.LABEL / f"fresh-{OLD_RELEASE}.sql")
+    elif subprocess.call([sys.executable, "-m", "ragflow_migrate", "run", "--target-version", OLD_RELEASE],
+                         env=quiet, stdout=subprocess.DEVNULL) != 0:
+        return False
+    server.load_sql("rag_flow", SAMPLE)
+    return True
+
+
 def main(argv: list[str]) -> int:
-    keep = "--keep" in argv
+    args = parse_args(argv)
+    if args is None:
+        return 2
+    db, keep = args
     demo_started = time.monotonic()
-    banner("starting a throwaway MariaDB 10.11")
-    with harness.running("mariadb") as server, tempfile.TemporaryDirectory(prefix="ragflow-demo-") as tmp:
+    banner("starting a throwaway MariaDB 10.11" if db == "mariadb" else "starting a throwaway PostgreSQL 15")
+    with start(db) as server, tempfile.TemporaryDirectory(prefix="ragflow-demo-") as tmp:
         server.create_database("rag_flow")
         env = {**os.environ, **server.env("rag_flow"), "RAGFLOW_MIGRATE_LOG_FORMAT": "console",
                "RAGFLOW_MIGRATE_CATALOG": str(CATALOG), "RAGFLOW_MIGRATE_TERMINATION_LOG": os.devnull}
-        print(f"MariaDB {server.version} on {server.host}:{server.port}, database rag_flow")
+        print(f"{server_name(server)} {server.version} on {server.host}:{server.port}, database rag_flow")
 
         banner(f"building a RAGFlow {OLD_RELEASE} database with a few tenants, models, chats and datasets")
         quiet = {**env, "RAGFLOW_MIGRATE_LOG_LEVEL": "warning"}
-        if subprocess.call([sys.executable, "-m", "ragflow_migrate", "run", "--target-version", OLD_RELEASE],
-                           env=quiet, stdout=subprocess.DEVNULL) != 0:
+        if not build_old_database(server, quiet):
             return 1
-        server.load_sql("rag_flow", SAMPLE)
         print("done: 32 tables, 2 tenants, 5 tenant_llm rows, 1 dialog, 1 knowledge base")
 
         banner("status: where the database stands")

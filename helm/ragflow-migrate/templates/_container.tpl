@@ -24,6 +24,8 @@ ragflow-migrate.container: one container of the tool.
 {{- $ := .ctx -}}
 {{- $v := $.Values -}}
 {{- $db := $v.database -}}
+{{- /* RAGFlow's variables of the selected database: MYSQL_HOST ... or POSTGRES_HOST ... */}}
+{{- $prefix := include "ragflow-migrate.envPrefix" $ -}}
 - name: {{ .name }}
   image: {{ include "ragflow-migrate.image" $ | quote }}
   imagePullPolicy: {{ $v.image.pullPolicy }}
@@ -97,6 +99,15 @@ ragflow-migrate.container: one container of the tool.
       value: {{ $v.migrate.logFormat | quote }}
     - name: RAGFLOW_MIGRATE_LOG_LEVEL
       value: {{ $v.migrate.logLevel | quote }}
+    {{- /* mysql renders no DB_TYPE: the tool's default, and the render MySQL installs always had. */}}
+    {{- if eq $db.type "postgres" }}
+    - name: DB_TYPE
+      value: "postgres"
+    {{- with $db.pgSslmode }}
+    - name: RAGFLOW_MIGRATE_PG_SSLMODE
+      value: {{ . | quote }}
+    {{- end }}
+    {{- end }}
     {{- /* Selected keys of the Secret instead of all of it (database.secret.keys). */}}
     {{- if $db.secret.keys }}
     {{- $secret := include "ragflow-migrate.secretName" $ }}
@@ -106,24 +117,24 @@ ragflow-migrate.container: one container of the tool.
         secretKeyRef:
           name: {{ $secret | quote }}
           key: {{ $key | quote }}
-          optional: {{ not (has $env (list "MYSQL_HOST" "MYSQL_PASSWORD")) }}
+          optional: {{ not (has $env (list (print $prefix "HOST") (print $prefix "PASSWORD"))) }}
     {{- end }}
     {{- end }}
     {{- /* Explicit values win over the Secret (env beats envFrom). */}}
     {{- with $db.host }}
-    - name: MYSQL_HOST
+    - name: {{ $prefix }}HOST
       value: {{ . | quote }}
     {{- end }}
     {{- if not (kindIs "invalid" $db.port) }}
-    - name: MYSQL_PORT
+    - name: {{ $prefix }}PORT
       value: {{ toString $db.port | quote }}
     {{- end }}
     {{- with $db.user }}
-    - name: MYSQL_USER
+    - name: {{ $prefix }}USER
       value: {{ . | quote }}
     {{- end }}
     {{- with $db.name }}
-    - name: MYSQL_DBNAME
+    - name: {{ $prefix }}DBNAME
       value: {{ . | quote }}
     {{- end }}
     {{- with $v.extraEnv }}

@@ -57,7 +57,12 @@ or this release when this chart is a dependency of RAGFlow's.
 {{- end -}}
 {{- end -}}
 
-{{/* The Secret with the MYSQL_* variables: database.secret.name, else RAGFlow's <fullname>-env-config. */}}
+{{/* The prefix of RAGFlow's variables for the selected database: MYSQL_ or POSTGRES_ (RAGFlow's names). */}}
+{{- define "ragflow-migrate.envPrefix" -}}
+{{- if eq .Values.database.type "postgres" -}}POSTGRES_{{- else -}}MYSQL_{{- end -}}
+{{- end -}}
+
+{{/* The Secret with the MYSQL_* (POSTGRES_*) variables: database.secret.name, else RAGFlow's <fullname>-env-config. */}}
 {{- define "ragflow-migrate.secretName" -}}
 {{- default (printf "%s-env-config" (include "ragflow-migrate.ragflowFullname" .)) .Values.database.secret.name -}}
 {{- end -}}
@@ -97,5 +102,15 @@ a resource, so that `helm template` and `helm install` fail with the reason befo
 {{- end -}}
 {{- if and .Values.serviceConf.configMap .Values.serviceConf.secret -}}
 {{- fail "serviceConf: set either serviceConf.configMap or serviceConf.secret, not both" -}}
+{{- end -}}
+{{- $db := .Values.database -}}
+{{- if and $db.pgSslmode (ne $db.type "postgres") -}}
+{{- fail (printf "database.pgSslmode=%s is PostgreSQL's sslmode and needs database.type=postgres (with DB_TYPE=mysql the tool refuses an sslmode; MySQL's TLS is RAGFLOW_MIGRATE_SSL_CA)" $db.pgSslmode) -}}
+{{- end -}}
+{{- $other := ternary "MYSQL_" "POSTGRES_" (eq $db.type "postgres") -}}
+{{- range $env, $key := $db.secret.keys -}}
+{{- if hasPrefix $other $env -}}
+{{- fail (printf "database.secret.keys imports %s, a variable the tool does not read with database.type=%s; use %s%s" $env $db.type (include "ragflow-migrate.envPrefix" $) (trimPrefix $other $env)) -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
