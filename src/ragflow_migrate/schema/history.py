@@ -13,10 +13,11 @@ from ..db import connect as db
 from .chain import HISTORY_TABLE, MIGRATIONS_DIR
 
 
-def applied(conn: Any) -> list[str] | None:
+def applied(conn: Any, backend: Any = None) -> list[str] | None:
     """Names of the applied migrations in the order applied; None when there is no history."""
+    backend = backend or backends.get("mysql")
     try:
-        rows = db.query(conn, f"SELECT name FROM {HISTORY_TABLE} ORDER BY id")  # unquoted: any backend
+        rows = db.query(conn, f"SELECT name FROM {backend.quote(HISTORY_TABLE)} ORDER BY id")
     except Exception as exc:
         if backends.is_missing_table(exc):
             return None
@@ -38,7 +39,7 @@ def record(conn: Any, database: str, names: list[str], backend: Any = None) -> N
         model = router.model
         done = {row.name for row in model.select(model.name)}
     else:
-        done = set(applied(conn) or [])  # one read; the table is created by the first insert only
+        done = set(applied(conn, backend) or [])  # one read; the table is created by the first insert only
     todo = [n for n in names if n not in done]
     if todo:
         model = router.model

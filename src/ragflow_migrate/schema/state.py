@@ -30,7 +30,7 @@ class SchemaState:
 
 
 def schema_state(ctx: RunContext, target: str) -> SchemaState:
-    applied = history.applied(ctx.conn)
+    applied = history.applied(ctx.conn, ctx.backend)
     wanted = chain.names_up_to(target)
     known = set(chain.migration_names())
     notes: list[str] = []
