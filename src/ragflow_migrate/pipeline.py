@@ -15,14 +15,13 @@ from __future__ import annotations
 
 from . import backends
 from .db import connect as db
-from .errors import ConfigError
 from .journal import TABLE as JOURNAL_TABLE
 from .releases import releases_up_to
 from .schema.diff import Difference
 from .schema.repair import RepairStep
 from .schema.state import schema_drift, schema_state
 from .schema.steps import InstallStep, VerifyStep, deferred_columns
-from .steps import Plan, RunContext, Step, StepPlan, StepResult
+from .steps import Plan, RunContext, Step
 
 #: Releases whose data stages run right after their schema migration.
 DATA_GATES = ("v0.26.0", "v0.27.0")
@@ -105,47 +104,9 @@ def _with_drift(details: dict, drifted: list[Difference]) -> dict:
 def data_steps(ctx: RunContext, gate: str, *, schema_pending: bool) -> list[Step]:
     """The data stages of ``gate`` that are pending (all of them when the gate's schema step is
     about to run: their tables do not exist yet, so each stage checks when it runs)."""
-    if not ctx.backend.data_stages:
-        return _unported_data(ctx, gate)
     from .data.registry import data_steps as pending_stages
 
     return list(pending_stages(ctx, gate, schema_pending=schema_pending))
-
-
-#: The tables the model-data stages read: a row in any of them is work for them.
-DATA_SOURCES = ("tenant", "tenant_llm", "dialog", "knowledgebase", "memory", "tenant_model_provider",
-                "tenant_model_instance", "tenant_model")
-
-
-class UnportedDataStep(Step):
-    """The model-data stages of ``gate`` on a backend they do not run on yet: the preflight
-    refuses the run before its first write (exit 2), ``plan`` and ``status`` say why."""
-
-    kind = "data"
-
-    def __init__(self, gate: str, backend: str, tables: list[str]) -> None:
-        self.gate, self.tables = gate, tables
-        self.name = f"data {gate}"
-        self.release = gate
-        self.unsupported = (f"the model-data migration (RAGFlow {DATA_GATES[0]} to {gate}) does not run on {backend} "
-                            "in this release, "
-                            f"and the database holds rows it must migrate ({', '.join(tables)})")
-
-    def plan(self, ctx: RunContext) -> StepPlan:
-        return StepPlan(self.name, self.unsupported)
-
-    def apply(self, ctx: RunContext) -> StepResult:
-        raise ConfigError(self.unsupported + "; nothing was changed")
-
-
-def _unported_data(ctx: RunContext, gate: str) -> list[Step]:
-    gates = [g for g in DATA_GATES if g in releases_up_to(ctx.settings.target_version)]
-    if gate != gates[-1]:
-        return []  # one step stands for every gate's stages: the last one's
-    present = ctx.backend.table_names(ctx.conn, ctx.settings.database)
-    holding = [t for t in DATA_SOURCES if t in present
-               and db.query_one(ctx.conn, f"SELECT 1 FROM {ctx.backend.quote(t)} LIMIT 1")]
-    return [UnportedDataStep(gate, ctx.backend.label, holding)] if holding else []
 
 
 def _last_verification_failed(ctx: RunContext) -> bool:

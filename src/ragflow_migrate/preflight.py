@@ -72,7 +72,6 @@ def check(ctx: RunContext, steps: list[Step]) -> Findings:
     if not steps:
         return findings
     pending = {getattr(s, "stage", None) for s in steps if s.kind == "data"} - {None}
-    _unsupported(steps, findings)
     catalog = _catalogue(ctx, pending, findings)
     ctx.backend.check_server(ctx, steps, bool(pending), findings)
     if pending and not any(b.kind == "catalogue" for b in findings.blockers):
@@ -109,16 +108,6 @@ def _error(blockers: list[Blocker]) -> MigrateError:
 
 
 _ORDER = {"unsupported": 0, "catalogue": 0, "blocking_ddl": 0, "privileges": 1, "read_only": 2, "value": 3}
-
-
-def _unsupported(steps: list[Step], findings: Findings) -> None:
-    for step in steps:
-        reason = getattr(step, "unsupported", None)
-        if reason:
-            findings.blockers.append(Blocker(
-                "unsupported", int(ExitCode.CONFIG), reason,
-                "`ragflow-migrate schema apply` brings the schema alone to the target (README: PostgreSQL); "
-                "keep RAGFlow at its release until a ragflow-migrate release migrates this data"))
 
 
 def mysql_checks(ctx: RunContext, steps: list[Step], data_pending: bool, findings: Findings) -> None:

@@ -48,8 +48,6 @@ class MySQLBackend:
     label = "MySQL"
     #: Driver errors that mean "the database said no" (the CLI classifies them outside steps too).
     driver_errors: tuple[type[BaseException], ...] = (pymysql.err.MySQLError,)
-    #: Data stages run on this backend.
-    data_stages = True
     #: Every DDL statement commits on its own: steps resume after a kill by re-reading the schema.
     transactional_ddl = False
 

@@ -38,8 +38,6 @@ class PostgresBackend:
     name = "postgres"
     label = "PostgreSQL"
     driver_errors: tuple[type[BaseException], ...] = (psycopg.Error,)
-    #: The model-data stages run here too (backends/postgres/data: same names, gates and order).
-    data_stages = True
     #: ``--widen-columns`` (widening a column a legacy value outgrows) is MySQL's only: refused up front.
     widens_columns = False
     #: DDL commits with its transaction: a migration is applied whole or not at all.
