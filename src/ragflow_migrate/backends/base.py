@@ -64,3 +64,14 @@ class Backend(Protocol):
     def declared(self, snapshot: Any) -> Any:
         """A declared schema (computed from the chain's models, MySQL's normal form) in this
         backend's normal form, so that it compares with :meth:`live_snapshot`."""
+
+    # --- the tool's own records (data stage records, RAGFlow's marker) ---------------------------
+    def stage_record_ddl(self) -> str:
+        """``CREATE TABLE IF NOT EXISTS`` of ``ragflow_migrate_data_stage`` on this server."""
+
+    def upsert(self, conn: Any, table: str, row: dict[str, Any], key: str, update: list[str]) -> None:
+        """Insert ``row`` into ``table``; when a row with the same ``key`` exists, set its
+        ``update`` columns to ``row``'s values instead."""
+
+    def transaction(self, conn: Any) -> Any:
+        """A context manager: one transaction on ``conn``, committed on success, rolled back on error."""

@@ -22,7 +22,7 @@ from typing import Any
 from .. import backends
 from ..errors import StepFailedError
 from ..releases import Release, parse_release, try_parse_release
-from . import sqlkit, state
+from . import sqlkit
 
 NAME = "mysql_migration.database.version"
 TABLE = "system_settings"
@@ -57,8 +57,7 @@ def write(ctx: Any, gate: str, step: str) -> bool:
     conn = ctx.conn
     now = int(time.time())
     now_date = datetime.fromtimestamp(now, tz=UTC).replace(tzinfo=None)
-    pg = state.is_postgres(conn)
-    with (conn.transaction() if pg else sqlkit.transaction(conn)):
+    with ctx.backend.transaction(conn):
         try:
             rows = sqlkit.query(conn, "SELECT value FROM system_settings WHERE name = %s FOR UPDATE", (NAME,))
         except Exception as exc:
@@ -73,22 +72,8 @@ def write(ctx: Any, gate: str, step: str) -> bool:
         current = try_parse_release(str(rows[0][0])) if rows and rows[0][0] is not None else None
         if reached(current, gate):
             return False
-        if pg:
-            sqlkit.query(
-                conn,
-                "INSERT INTO system_settings (name, create_time, create_date, update_time, update_date, "
-                "source, data_type, value) VALUES (%s, %s, %s, %s, %s, 'migration', 'string', %s) "
-                "ON CONFLICT (name) DO UPDATE SET source = 'migration', data_type = 'string', value = EXCLUDED.value, "
-                "update_time = EXCLUDED.update_time, update_date = EXCLUDED.update_date RETURNING 1",
-                (NAME, now * 1000, now_date, now * 1000, now_date, gate),
-            )
-            return True
-        sqlkit.execute(
-            conn,
-            "INSERT INTO `system_settings` (`name`, `create_time`, `create_date`, `update_time`, `update_date`, "
-            "`source`, `data_type`, `value`) VALUES (%s, %s, %s, %s, %s, 'migration', 'string', %s) "
-            "ON DUPLICATE KEY UPDATE `source` = 'migration', `data_type` = 'string', `value` = %s, "
-            "`update_time` = %s, `update_date` = %s",
-            (NAME, now * 1000, now_date, now * 1000, now_date, gate, gate, now * 1000, now_date),
-        )
+        row = {"name": NAME, "create_time": now * 1000, "create_date": now_date, "update_time": now * 1000,
+               "update_date": now_date, "source": "migration", "data_type": "string", "value": gate}
+        ctx.backend.upsert(conn, "system_settings", row, key="name",
+                           update=["source", "data_type", "value", "update_time", "update_date"])
     return True

@@ -20,6 +20,8 @@ from . import sqlkit
 TABLE = "ragflow_migrate_data_stage"
 STARTED, FINISHED = "started", "finished"
 
+#: The table on MySQL (PostgreSQL's: ``backends.postgres.STAGE_RECORD_DDL``); every statement
+#: below but the upsert runs on both servers.
 DDL = """CREATE TABLE IF NOT EXISTS `ragflow_migrate_data_stage` (
   `stage` VARCHAR(64) NOT NULL PRIMARY KEY,
   `gate` VARCHAR(16) NOT NULL,
@@ -33,27 +35,6 @@ DDL = """CREATE TABLE IF NOT EXISTS `ragflow_migrate_data_stage` (
   `detail` TEXT NULL,
   `tool_version` VARCHAR(32) NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"""
-
-
-#: The same table on PostgreSQL (plain identifiers: every statement below runs on both servers).
-PG_DDL = """CREATE TABLE IF NOT EXISTS ragflow_migrate_data_stage (
-  stage VARCHAR(64) NOT NULL PRIMARY KEY,
-  gate VARCHAR(16) NOT NULL,
-  status VARCHAR(16) NOT NULL,
-  run_id VARCHAR(32) NOT NULL,
-  started_at TIMESTAMP(3) NOT NULL,
-  finished_at TIMESTAMP(3) NULL,
-  duration_s DOUBLE PRECISION NULL,
-  row_count BIGINT NULL,
-  changes BIGINT NULL,
-  detail TEXT NULL,
-  tool_version VARCHAR(32) NOT NULL
-)"""
-
-
-def is_postgres(conn: Any) -> bool:
-    """``conn`` is a psycopg (PostgreSQL) session rather than a pymysql one."""
-    return type(conn).__module__.startswith("psycopg")
 
 
 def _query(conn: Any, sql: str, args: Any = None) -> list[tuple]:
@@ -89,27 +70,14 @@ def finished(records: dict[str, dict[str, Any]], stage: str) -> bool:
     return records.get(stage, {}).get("status") == FINISHED
 
 
-def mark_started(conn: Any, stage: str, gate: str, run_id: str) -> None:
-    if not is_postgres(conn):
-        sqlkit.execute(conn, DDL)
-        sqlkit.execute(
-            conn,
-            "INSERT INTO `ragflow_migrate_data_stage` (`stage`, `gate`, `status`, `run_id`, `started_at`, "
-            "`tool_version`) VALUES (%s, %s, 'started', %s, UTC_TIMESTAMP(3), %s) ON DUPLICATE KEY UPDATE "
-            "`gate` = %s, `status` = 'started', `run_id` = %s, `started_at` = UTC_TIMESTAMP(3), `finished_at` = NULL, "
-            "`duration_s` = NULL, `row_count` = NULL, `changes` = NULL, `detail` = NULL, `tool_version` = %s",
-            (stage, gate, run_id, __version__, gate, run_id, __version__),
-        )
-        return
-    _execute(conn, PG_DDL)
-    _execute(
-        conn,
-        "INSERT INTO ragflow_migrate_data_stage (stage, gate, status, run_id, started_at, tool_version) "
-        "VALUES (%s, %s, 'started', %s, %s, %s) ON CONFLICT (stage) DO UPDATE SET gate = EXCLUDED.gate, "
-        "status = 'started', run_id = EXCLUDED.run_id, started_at = EXCLUDED.started_at, finished_at = NULL, "
-        "duration_s = NULL, row_count = NULL, changes = NULL, detail = NULL, tool_version = EXCLUDED.tool_version",
-        (stage, gate, run_id, _now(), __version__),
-    )
+def mark_started(ctx: Any, stage: str, gate: str, run_id: str) -> None:
+    """The stage's record says "started" (the table is created by the first one)."""
+    conn, backend = ctx.conn, ctx.backend
+    _execute(conn, backend.stage_record_ddl())
+    row = {"stage": stage, "gate": gate, "status": STARTED, "run_id": run_id, "started_at": _now(),
+           "finished_at": None, "duration_s": None, "row_count": None, "changes": None, "detail": None,
+           "tool_version": __version__}
+    backend.upsert(conn, TABLE, row, key="stage", update=[c for c in row if c != "stage"])
 
 
 def mark_finished(conn: Any, stage: str, duration_s: float, rows: int,

@@ -160,6 +160,25 @@ class MySQLBackend:
     def now_sql(self) -> str:
         return "UTC_TIMESTAMP(3)"
 
+    # --- the tool's own records ---------------------------------------------------------------
+    def stage_record_ddl(self) -> str:
+        from ...data import state
+
+        return state.DDL
+
+    def upsert(self, conn: Any, table: str, row: dict[str, Any], key: str, update: list[str]) -> None:
+        names = list(row)
+        sql = (f"INSERT INTO `{table}` (" + ", ".join(f"`{n}`" for n in names) + ") VALUES ("
+               + ", ".join(["%s"] * len(names)) + ") ON DUPLICATE KEY UPDATE "
+               + ", ".join(f"`{n}` = %s" for n in update))
+        with conn.cursor() as cur:
+            cur.execute(sql, [row[n] for n in names] + [row[n] for n in update])
+
+    def transaction(self, conn: Any) -> Any:
+        from ...data import sqlkit
+
+        return sqlkit.transaction(conn)
+
     def insert_returning_id(self, conn: Any, sql: str, args: Any) -> int:
         with conn.cursor() as cur:
             cur.execute(sql, args)

@@ -34,6 +34,22 @@ CREATE INDEX IF NOT EXISTS {table}_step ON {table} (step, id);
 CREATE INDEX IF NOT EXISTS {table}_run ON {table} (run_id)"""
 
 
+#: The data stages' records (``ragflow_migrate.data.state``), with PostgreSQL's types.
+STAGE_RECORD_DDL = """CREATE TABLE IF NOT EXISTS ragflow_migrate_data_stage (
+  stage VARCHAR(64) NOT NULL PRIMARY KEY,
+  gate VARCHAR(16) NOT NULL,
+  status VARCHAR(16) NOT NULL,
+  run_id VARCHAR(32) NOT NULL,
+  started_at TIMESTAMP(3) NOT NULL,
+  finished_at TIMESTAMP(3) NULL,
+  duration_s DOUBLE PRECISION NULL,
+  row_count BIGINT NULL,
+  changes BIGINT NULL,
+  detail TEXT NULL,
+  tool_version VARCHAR(32) NOT NULL
+)"""
+
+
 class PostgresBackend:
     name = "postgres"
     label = "PostgreSQL"
@@ -169,6 +185,21 @@ class PostgresBackend:
 
     def now_sql(self) -> str:
         return "(now() AT TIME ZONE 'UTC')"
+
+    # --- the tool's own records ---------------------------------------------------------------
+    def stage_record_ddl(self) -> str:
+        return STAGE_RECORD_DDL
+
+    def upsert(self, conn: Any, table: str, row: dict[str, Any], key: str, update: list[str]) -> None:
+        names = list(row)
+        sql = (f"INSERT INTO {self.quote(table)} (" + ", ".join(self.quote(n) for n in names) + ") VALUES ("
+               + ", ".join(["%s"] * len(names)) + f") ON CONFLICT ({self.quote(key)}) DO UPDATE SET "
+               + ", ".join(f"{self.quote(n)} = EXCLUDED.{self.quote(n)}" for n in update))
+        with conn.cursor() as cur:
+            cur.execute(sql, [row[n] for n in names])
+
+    def transaction(self, conn: Any) -> Any:
+        return conn.transaction()
 
     def insert_returning_id(self, conn: Any, sql: str, args: Any) -> int:
         row = pg.query_one(conn, sql + " RETURNING id", args)

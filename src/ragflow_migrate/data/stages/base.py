@@ -146,7 +146,7 @@ class DataStage(Step):
 
     def apply(self, ctx: RunContext) -> StepResult:
         started = time.monotonic()
-        state.mark_started(ctx.conn, self.stage, self.gate, ctx.run_id)
+        state.mark_started(ctx, self.stage, self.gate, ctx.run_id)
         meta = self.meta(ctx)
         work = Work(executing=True)
         try:
