@@ -36,7 +36,8 @@ import pymysql
 
 from .. import events, interrupt
 from ..config import Settings
-from ..errors import LockLostError, LockTimeoutError
+from ..errors import LockTimeoutError
+from ..run_lock import RunLock
 from . import connect as db
 from . import dialect, topology
 from .lock import AdvisoryLock, lock_holder
@@ -122,8 +123,12 @@ def causal_reads(conn: pymysql.connections.Connection, topo: topology.Topology) 
         pass  # an older server; the compare-and-swap below stays correct, waits just see less
 
 
-class ClusterLock:
-    """``with ClusterLock(settings, log, run_id, topo) as lock: ... lock.verify() ...``"""
+class ClusterLock(RunLock):
+    """``with ClusterLock(settings, log, run_id, topo) as lock: ... lock.verify() ...``
+    (its own acquire, release and verify; the context manager and a lost lock's end are
+    :class:`~ragflow_migrate.run_lock.RunLock`'s)."""
+
+    kind = "cluster lock"
 
     def __init__(self, settings: Settings, log: Any, run_id: str, topo: topology.Topology) -> None:
         self.settings = settings
@@ -340,19 +345,11 @@ class ClusterLock:
         self.acquired_at = None
         self.token = None
 
-    def __enter__(self) -> ClusterLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.release()
-
     # -- ownership -------------------------------------------------------------------------
 
     def verify(self) -> None:
         """Raise :class:`LockLostError` unless this run still holds the lock on the cluster."""
-        if self.conn is None or self.acquired_at is None:
-            raise LockLostError(f"lock {self.name!r} is not held")
+        self._check_open()
         if self.node_locked:
             alive = [(node, lock) for node, lock in self.node_locks if _still_held(lock)]
             for node, lock in self.node_locks:
@@ -382,14 +379,6 @@ class ClusterLock:
             except (pymysql.err.MySQLError, OSError, ValueError):
                 continue
         return self.topology.cluster_size
-
-    def _lost(self, reason: str) -> None:
-        self.log.error(events.LOCK_LOST, lock=self.name, reason=reason)
-        self.close()
-        raise LockLostError(
-            f"lost the cluster lock {self.name!r}: {reason}",
-            hint="the run stopped before its next step; run it again (another runner may be finishing the work)",
-        )
 
     def holder(self) -> dict[str, Any] | None:
         return read_lease(self.conn, self.name).describe(self.settings.lease_ttl) if self.conn else None

@@ -15,14 +15,14 @@ A releases and B acquires; killing A's session frees the lock for B.
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
 import pymysql
 
-from .. import __version__, events, interrupt
+from .. import __version__, events
 from ..config import Settings
-from ..errors import LockLostError, LockTimeoutError, StepFailedError
+from ..errors import LockTimeoutError, StepFailedError
+from ..run_lock import RunLock
 from . import connect as db
 from . import dialect
 
@@ -41,8 +41,10 @@ _HOLDER_DDL = f"""CREATE TABLE IF NOT EXISTS {dialect.quote(HOLDER_TABLE)} (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"""
 
 
-class AdvisoryLock:
+class AdvisoryLock(RunLock):
     """``with AdvisoryLock(settings, log, run_id) as lock: ... lock.verify() ...``"""
+
+    session_errors = (pymysql.err.MySQLError, OSError)
 
     def __init__(self, settings: Settings, log: Any, run_id: str, *, publish: bool = True,
                  node: str | None = None, key_offset: int = 0, announce: bool = True) -> None:
@@ -60,106 +62,54 @@ class AdvisoryLock:
         self.connection_id: int | None = None
         self.acquired_at: float | None = None
 
-    # -- acquire / release -----------------------------------------------------------------
+    # -- the server's side of the lifecycle (run_lock.RunLock) ----------------------------------
 
-    def acquire(self, timeout: float | None = None) -> None:
-        timeout = self.settings.lock_timeout if timeout is None else timeout
+    def _open(self) -> None:
         self.conn = db.connect(self.settings, read_timeout=None)
         self.connection_id = int(db.query_one(self.conn, "SELECT CONNECTION_ID()")[0])
         self._publish()
-        started = time.monotonic()
-        tries = 0
-        while True:
-            interrupt.check()
-            waited = time.monotonic() - started
-            # The first try does not wait: a runner that has to wait says so, naming the holder, at
-            # once (not only after a whole poll slice, which may outlast the holder's work).
-            slice_s = 0.0 if tries == 0 else max(0.0, min(self.settings.lock_poll, timeout - waited))
-            tries += 1
-            # GET_LOCK takes whole or fractional seconds; 0 means "try once".
-            row = db.query_one(self.conn, "SELECT GET_LOCK(%s, %s)", (self.name, round(slice_s, 3)))
-            result = row[0] if row else None
-            if result == 1:
-                self.acquired_at = time.monotonic()
-                if self.announce:
-                    self.log.info(events.LOCK_ACQUIRED, lock=self.name, connection_id=self.connection_id,
-                                  waited_s=round(time.monotonic() - started, 3))
-                return
-            if result is None:
-                self.close()
-                raise StepFailedError(f"GET_LOCK({self.name!r}) returned NULL (killed or out of memory)")
-            waited = time.monotonic() - started
-            holder = self.holder()
-            if waited >= timeout:
-                self.close()
-                raise LockTimeoutError(
-                    f"lock {self.name!r} still held by {describe_holder(holder)} after {timeout:g}s",
-                    hint="another migration (or RAGFlow's startup) is running; wait for it, or raise "
-                    "--lock-timeout. A runner killed with its session open holds the lock until "
-                    "MySQL notices the session is gone",
-                    holder=holder,
-                )
-            self.log.info(events.LOCK_WAITING, lock=self.name, holder=holder,
-                          waited_s=round(waited, 1), timeout_s=timeout, **({"node": self.node} if self.node else {}))
 
-    def release(self) -> None:
-        if self.conn is None:
-            return
-        held = time.monotonic() - self.acquired_at if self.acquired_at else 0.0
-        try:
-            db.query_one(self.conn, "SELECT RELEASE_LOCK(%s)", (self.name,))
-            if self.acquired_at is not None and self.announce:
-                self.log.info(events.LOCK_RELEASED, lock=self.name, held_s=round(held, 3))
-            # The name goes after the lock, never before: a waiter that sees this connection
-            # holding the lock always finds its row.
-            if self.publish:
-                db.execute(self.conn, f"DELETE FROM {dialect.quote(HOLDER_TABLE)} WHERE connection_id = %s",
-                           (self.connection_id + self.key_offset,))
-        except pymysql.err.MySQLError:
-            pass  # the session is gone (and the lock with it), or nothing was published
-        finally:
-            self.close()
+    def _try(self, slice_s: float) -> bool:
+        # GET_LOCK takes whole or fractional seconds; 0 means "try once".
+        row = db.query_one(self.conn, "SELECT GET_LOCK(%s, %s)", (self.name, round(slice_s, 3)))
+        result = row[0] if row else None
+        if result is None:
+            raise StepFailedError(f"GET_LOCK({self.name!r}) returned NULL (killed or out of memory)")
+        return result == 1
+
+    def _unlock(self) -> None:
+        db.query_one(self.conn, "SELECT RELEASE_LOCK(%s)", (self.name,))
+
+    def _after_release(self) -> None:
+        # The name goes after the lock, never before: a waiter that sees this connection
+        # holding the lock always finds its row.
+        if self.publish:
+            db.execute(self.conn, f"DELETE FROM {dialect.quote(HOLDER_TABLE)} WHERE connection_id = %s",
+                       (self.connection_id + self.key_offset,))
+
+    def _timeout_error(self, holder: dict[str, Any] | None, timeout: float) -> LockTimeoutError:
+        return LockTimeoutError(
+            f"lock {self.name!r} still held by {describe_holder(holder)} after {timeout:g}s",
+            hint="another migration (or RAGFlow's startup) is running; wait for it, or raise "
+            "--lock-timeout. A runner killed with its session open holds the lock until "
+            "MySQL notices the session is gone",
+            holder=holder,
+        )
+
+    def _error_text(self, exc: BaseException) -> str:
+        return dialect.describe_connect_error(exc)[1]
+
+    def _event_fields(self) -> dict[str, Any]:
+        return {"node": self.node} if self.node else {}
 
     def close(self) -> None:
         db.close_quietly(self.conn)
         self.conn = None
         self.acquired_at = None
 
-    def __enter__(self) -> AdvisoryLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.release()
-
-    # -- ownership -------------------------------------------------------------------------
-
-    def verify(self) -> None:
-        """Raise :class:`LockLostError` unless this run still holds the lock."""
-        if self.conn is None or self.acquired_at is None:
-            raise LockLostError(f"lock {self.name!r} is not held")
-        try:
-            held = self.holds()
-        except (pymysql.err.MySQLError, OSError) as exc:
-            reason = dialect.describe_connect_error(exc)[1]
-            self._lost(f"the lock connection failed: {reason}")
-        else:
-            if not held:
-                self._lost("the lock is no longer held by this run's connection")
-
     def holds(self) -> bool:
-        """Whether this lock's connection holds it now (the driver's error when the connection failed)."""
         row = db.query_one(self.conn, "SELECT IS_USED_LOCK(%s) = CONNECTION_ID()", (self.name,))
         return bool(row and row[0] == 1)
-
-    def _lost(self, reason: str) -> None:
-        self.log.error(events.LOCK_LOST, lock=self.name, reason=reason)
-        self.close()
-        raise LockLostError(
-            f"lost the advisory lock {self.name!r}: {reason}",
-            hint="the run stopped before its next step; run it again (another runner may be "
-            "finishing the work)",
-        )
 
     # -- who holds it ----------------------------------------------------------------------
 

@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-import time
 from typing import Any
 
 import psycopg
 
-from ... import events, interrupt
 from ...config import Settings
-from ...errors import LockLostError, LockTimeoutError
+from ...errors import LockTimeoutError
+from ...run_lock import RunLock
 from . import errors
 from .connect import APPLICATION_PREFIX, close_quietly, connect, disable_timeouts, execute, query, query_one
 
@@ -55,8 +54,11 @@ def lock_key(name: str) -> int:
     return int(hashlib.md5(name.encode("utf-8")).hexdigest(), 16) % (2**31 - 1)
 
 
-class PgAdvisoryLock:
+class PgAdvisoryLock(RunLock):
     """``with PgAdvisoryLock(settings, log, run_id) as lock: ... lock.verify() ...``"""
+
+    session_word = "session"
+    session_errors = (psycopg.Error, OSError)
 
     def __init__(self, settings: Settings, log: Any, run_id: str) -> None:
         self.settings = settings
@@ -69,50 +71,14 @@ class PgAdvisoryLock:
         self.connection_id: int | None = None
         self.acquired_at: float | None = None
 
-    # -- acquire / release -----------------------------------------------------------------
+    # -- the server's side of the lifecycle (run_lock.RunLock) ----------------------------------
 
-    def acquire(self, timeout: float | None = None) -> None:
-        timeout = self.settings.lock_timeout if timeout is None else timeout
+    def _open(self) -> None:
         self.conn = connect(self.settings)
-        try:
-            disable_timeouts(self.conn)
-            self.connection_id = self.conn.info.backend_pid
-            self._wait(timeout)
-        except BaseException:
-            self.close()
-            raise
-
-    def _wait(self, timeout: float) -> None:
-        started = time.monotonic()
-        tries = 0
-        while True:
-            interrupt.check()
-            waited = time.monotonic() - started
-            # The first try does not wait: a runner that has to wait says so, naming the holder, at
-            # once (not only after a whole poll slice, which may outlast the holder's work).
-            slice_s = 0.0 if tries == 0 else max(0.0, min(self.settings.lock_poll, timeout - waited))
-            tries += 1
-            if self._try(slice_s):
-                self.acquired_at = time.monotonic()
-                self.log.info(events.LOCK_ACQUIRED, lock=self.name, key=self.key, connection_id=self.connection_id,
-                              waited_s=round(self.acquired_at - started, 3))
-                return
-            waited = time.monotonic() - started
-            holder = self.holder()
-            if waited >= timeout:
-                raise LockTimeoutError(
-                    f"lock {self.name!r} (pg_advisory_lock({self.key})) still held by {describe_holder(holder)} "
-                    f"after {timeout:g}s",
-                    hint="another migration (or RAGFlow's startup) is running; wait for it, or raise "
-                    "--lock-timeout. A killed runner's session ends when PostgreSQL notices it is gone; "
-                    "SELECT pg_terminate_backend(<pid>) ends a stale one at once",
-                    holder=holder,
-                )
-            self.log.info(events.LOCK_WAITING, lock=self.name, holder=holder, waited_s=round(waited, 1),
-                          timeout_s=timeout)
+        disable_timeouts(self.conn)
+        self.connection_id = self.conn.info.backend_pid
 
     def _try(self, slice_s: float) -> bool:
-        """Ask for the lock, waiting at most ``slice_s`` (0: do not wait)."""
         assert self.conn is not None
         if slice_s <= 0:
             row = query_one(self.conn, "SELECT pg_try_advisory_lock(%s::bigint)", (self.key,))
@@ -126,60 +92,34 @@ class PgAdvisoryLock:
         execute(self.conn, "SELECT set_config('lock_timeout', '0', false)")  # the session's own again
         return True
 
-    def release(self) -> None:
-        if self.conn is None:
-            return
-        held = time.monotonic() - self.acquired_at if self.acquired_at else 0.0
-        try:
-            if self.acquired_at is not None:
-                query_one(self.conn, "SELECT pg_advisory_unlock(%s::bigint)", (self.key,))
-                self.log.info(events.LOCK_RELEASED, lock=self.name, held_s=round(held, 3))
-        except psycopg.Error:
-            pass  # the session is gone, and the lock with it
-        finally:
-            self.close()
+    def _unlock(self) -> None:
+        query_one(self.conn, "SELECT pg_advisory_unlock(%s::bigint)", (self.key,))
+
+    def _timeout_error(self, holder: dict[str, Any] | None, timeout: float) -> LockTimeoutError:
+        return LockTimeoutError(
+            f"lock {self.name!r} (pg_advisory_lock({self.key})) still held by {describe_holder(holder)} "
+            f"after {timeout:g}s",
+            hint="another migration (or RAGFlow's startup) is running; wait for it, or raise "
+            "--lock-timeout. A killed runner's session ends when PostgreSQL notices it is gone; "
+            "SELECT pg_terminate_backend(<pid>) ends a stale one at once",
+            holder=holder,
+        )
+
+    def _error_text(self, exc: BaseException) -> str:
+        return errors.error_text(exc)
+
+    def _event_fields(self) -> dict[str, Any]:
+        return {"key": self.key}
 
     def close(self) -> None:
-        """Close the lock session (which frees the lock, if held)."""
         close_quietly(self.conn)
         self.conn = None
         self.acquired_at = None
 
-    def __enter__(self) -> PgAdvisoryLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.release()
-
-    # -- ownership -------------------------------------------------------------------------
-
-    def verify(self) -> None:
-        """Raise :class:`LockLostError` unless this run still holds the lock."""
-        if self.conn is None or self.acquired_at is None:
-            raise LockLostError(f"lock {self.name!r} is not held")
-        try:
-            held = self.holds()
-        except (psycopg.Error, OSError) as exc:
-            self._lost(f"the lock session failed: {errors.error_text(exc)}")
-        else:
-            if not held:
-                self._lost("the lock is no longer held by this run's session")
-
     def holds(self) -> bool:
-        """Whether this lock's session holds it now (the driver's error when the session failed)."""
         assert self.conn is not None
         row = query_one(self.conn, _HOLDS_SQL, {"key": self.key})
         return bool(row and row[0])
-
-    def _lost(self, reason: str) -> None:
-        self.log.error(events.LOCK_LOST, lock=self.name, reason=reason)
-        self.close()
-        raise LockLostError(
-            f"lost the advisory lock {self.name!r}: {reason}",
-            hint="the run stopped before its next step; run it again (another runner may be "
-            "finishing the work)",
-        )
 
     def holder(self) -> dict[str, Any] | None:
         assert self.conn is not None
