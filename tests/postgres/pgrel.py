@@ -29,54 +29,19 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent), str(HERE.parent / "reliability")]  # also when run as the fork server
+
+from relkit import Result, parse_events  # noqa: E402  (the MySQL suite's: one result type for both)
+
 PYTHON = sys.executable
 OWN_PREFIX = "ragflow_migrate_"
 RAGFLOW_KEY = 1241179007  # pg_advisory_lock key of RAGFlow's "init_database_tables"
 
 # --- results and processes ----------------------------------------------------------------------
-
-
-def parse_events(text: str) -> list[dict[str, Any]]:
-    out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                pass  # a line cut by SIGKILL
-    return out
-
-
-@dataclass
-class Result:
-    code: int | None
-    stdout: str
-    stderr: str
-    took: float = 0.0
-    events: list[dict[str, Any]] = field(default_factory=list)
-
-    def named(self, event: str) -> list[dict[str, Any]]:
-        return [e for e in self.events if e.get("event") == event]
-
-    @property
-    def summary(self) -> dict[str, Any]:
-        found = self.named("run.finished")
-        assert found, f"no run.finished: {self.explain()}"
-        return found[-1]
-
-    @property
-    def text(self) -> str:
-        return self.stdout + self.stderr
-
-    def explain(self) -> str:
-        return f"exit {self.code} after {self.took:.1f}s\n--- stdout\n{self.stdout[-4000:]}\n--- stderr\n" \
-               f"{self.stderr[-3000:]}"
 
 
 def tool_env(env: dict[str, str], **extra: str) -> dict[str, str]:
@@ -170,8 +135,8 @@ class Proc:
 
     def result(self) -> Result:
         stdout, stderr = self.out.read_text(errors="replace"), self.err.read_text(errors="replace")
-        return Result(self.code, stdout, stderr, time.monotonic() - self.started,
-                      parse_events(stdout if not self.args or self.args[0] == "run" else stderr))
+        return Result(self.code, stdout, stderr, parse_events(stdout if not self.args or self.args[0] == "run"
+                                                              else stderr), took=time.monotonic() - self.started)
 
 
 # --- the state of a database --------------------------------------------------------------------

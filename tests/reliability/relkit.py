@@ -49,6 +49,7 @@ class Result:
     stderr: str
     events: list[dict[str, Any]] = field(default_factory=list)
     pid: int | None = None
+    took: float | None = None  # seconds, when measured
 
     def named(self, event: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e.get("event") == event]
@@ -64,7 +65,8 @@ class Result:
         return self.stdout + self.stderr
 
     def explain(self) -> str:
-        return f"exit {self.code}\n--- stdout\n{self.stdout[-4000:]}\n--- stderr\n{self.stderr[-4000:]}"
+        took = f" after {self.took:.1f}s" if self.took is not None else ""
+        return f"exit {self.code}{took}\n--- stdout\n{self.stdout[-4000:]}\n--- stderr\n{self.stderr[-4000:]}"
 
 
 def parse_events(text: str) -> list[dict[str, Any]]:
