@@ -57,9 +57,8 @@ class Migration:
 def replay(directory: Path = MIGRATIONS_DIR) -> tuple[Migration, ...]:
     """Run every migration file against a migrator only (no database): the whole chain.
     ``directory`` is the package's migrations unless a maintainer tests a generated one."""
-    from peewee_migrate import Router
-
     from .migrator import SafeMigrator
+    from .pwm import Router
 
     router = Router(pw.MySQLDatabase(None), migrate_dir=directory, migrate_table=HISTORY_TABLE,
                     migrator_class=SafeMigrator)

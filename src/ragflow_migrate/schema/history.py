@@ -28,7 +28,7 @@ def applied(conn: Any, backend: Any = None) -> list[str] | None:
 def record(conn: Any, database: str, names: list[str], backend: Any = None) -> None:
     """Record migrations as applied (skipping any already recorded), with peewee-migrate's
     history model on ``conn`` (created by the first record)."""
-    from peewee_migrate import Router
+    from .pwm import Router
 
     backend = backend or backends.get("mysql")
     router = Router(backend.session_database(conn, database), migrate_dir=MIGRATIONS_DIR,

@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Any
 
 import peewee as pw
-from peewee_migrate import Migrator
 
 from .dataops import DeduplicateUserEmails, RenameValues
 from .operations import (
@@ -35,6 +34,7 @@ from .operations import (
     RetireTable,
     SurrogatePrimaryKey,
 )
+from .pwm import Migrator
 from .snapshot import Column, Index, Snapshot, column_from_field, indexes_from_model, table_from_model
 
 

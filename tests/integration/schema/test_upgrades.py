@@ -146,7 +146,8 @@ def test_target_older_than_the_database_is_refused(database, tool):
 
 
 def test_wait_for_version(database, tool):
-    pending = tool("wait-for-version", "--timeout", "1", "--interval", "0.3", logs_on="stdout")
+    # 3 s: room for at least one pending check (and its step.waiting) after connecting on a loaded machine
+    pending = tool("wait-for-version", "--timeout", "3", "--interval", "0.3", logs_on="stdout")
     assert pending.code == 12 and pending.named(events.STEP_WAITING)
     assert tool("run").code == 0
     ready = tool("wait-for-version", "--timeout", "5", logs_on="stdout")
