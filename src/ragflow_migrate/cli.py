@@ -86,8 +86,9 @@ def _common_options() -> argparse.ArgumentParser:
                       "long without a heartbeat (default 60s)")
     tool.add_argument("--allow-blocking-ddl", action="store_const", const="true",
                       help="on Galera, allow a table rebuild above --blocking-ddl-rows (TOI: every node waits for it)")
-    tool.add_argument("--blocking-ddl-rows", help="on Galera, the estimated table size above which a rebuild needs "
-                      "--allow-blocking-ddl (default 1000000)")
+    tool.add_argument("--blocking-ddl-rows", help="the estimated table size above which a rebuild needs "
+                      "--allow-blocking-ddl on Galera, and an index is built CONCURRENTLY on PostgreSQL "
+                      "(default 1000000)")
     tool.add_argument("--create-database", action="store_const", const="true",
                       help="create the database (utf8mb4) when it does not exist")
     tool.add_argument("--widen-columns", action="store_const", const="true",

@@ -363,7 +363,8 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("allow_blocking_ddl", _bool, False, None, "--allow-blocking-ddl",
           "on Galera, run a table rebuild above --blocking-ddl-rows (TOI: the whole cluster waits for it)"),
     _Spec("blocking_ddl_rows", _positive_int, 1_000_000, None, "--blocking-ddl-rows",
-          "on Galera, the table size (estimated rows) above which a rebuild needs --allow-blocking-ddl"),
+          "the table size (estimated rows) above which a rebuild needs --allow-blocking-ddl on Galera "
+          "and an index is built CONCURRENTLY on PostgreSQL"),
     _Spec("create_database", _bool, False, None, "--create-database", "create the database when missing"),
     _Spec("widen_columns", _bool, False, None, "--widen-columns",
           "widen a column whose legacy values fit no lossless form of it (recorded, reported)"),

@@ -80,7 +80,7 @@ def apply_migration(ctx: RunContext, step: str, operations: list[Operation], exp
 def plan_operations(ctx: RunContext, operations: list[Operation], expected: Snapshot) -> tuple[list[str], list[str]]:
     live = _planning_snapshot(ctx)
     if getattr(ctx.backend, "transactional_ddl", False):
-        return ctx.backend.plan_migration(live, _for_target(ctx, operations), ctx.declared(expected)), []
+        return ctx.backend.plan_migration(live, _for_target(ctx, operations), ctx.declared(expected), ctx=ctx), []
     sql: list[str] = []
     notes: list[str] = []
     for op in _for_target(ctx, operations):

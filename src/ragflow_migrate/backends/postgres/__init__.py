@@ -12,7 +12,7 @@ import psycopg
 from ...config import Settings
 from ...errors import MigrateError
 from . import connect as pg
-from . import ddl, errors, executor, introspect, lock, pgform, privileges, server, wait
+from . import ddl, errors, introspect, lock, migration, pgform, privileges, server, wait
 
 JOURNAL_DDL = """CREATE TABLE IF NOT EXISTS {table} (
   id BIGSERIAL PRIMARY KEY,
@@ -54,9 +54,10 @@ class PostgresBackend:
     name = "postgres"
     label = "PostgreSQL"
     driver_errors: tuple[type[BaseException], ...] = (psycopg.Error,)
-    #: ``--widen-columns`` (widening a column a legacy value outgrows) is MySQL's only: refused up front.
-    widens_columns = False
-    #: DDL commits with its transaction: a migration is applied whole or not at all.
+    #: ``--widen-columns``: a column a legacy value outgrows is widened (``data/widen.py``), as on MySQL.
+    widens_columns = True
+    #: DDL commits with its transaction: a migration is applied whole or not at all (its index
+    #: builds on big tables aside: ``migration.py``).
     transactional_ddl = True
 
     def data_stage_classes(self) -> tuple[type, ...]:
@@ -161,23 +162,22 @@ class PostgresBackend:
                         record: Any) -> int:
         """The migration's operations and its history row as one transaction; a kill leaves it
         applied or not at all, a lock wait rolls it back and tries again (``--ddl-lock-wait``
-        per attempt, ``--ddl-deadline`` in all)."""
-        statements = ddl.migration_statements(operations, expected, log=ctx.log, step=step)
-        return executor.apply_migration(ctx.conn, statements, record=record, log=ctx.log, step=step,
-                                        lock_wait=ctx.settings.ddl_lock_wait, deadline=ctx.settings.ddl_deadline,
-                                        checkpoint=ctx.checkpoint)
+        per attempt, ``--ddl-deadline`` in all). Indexes on tables above ``--blocking-ddl-rows``
+        are built CONCURRENTLY outside it (:mod:`.migration`)."""
+        return migration.apply_migration(ctx, step, operations, expected, record)
 
     def operation_statements(self, operation: Any, live: Any, expected: Any) -> list[Any]:
         return ddl.statements(operation, live, expected)
 
     def run_statements(self, ctx: Any, step: str, statements: list[Any]) -> int:
-        """``statements`` as one transaction (a schema repair)."""
-        return executor.apply_migration(ctx.conn, statements, log=ctx.log, step=step,
-                                        lock_wait=ctx.settings.ddl_lock_wait, deadline=ctx.settings.ddl_deadline,
-                                        checkpoint=ctx.checkpoint)
+        """``statements`` as one transaction (a schema repair); an index on a big table CONCURRENTLY."""
+        return migration.run_statements(ctx, step, statements)
 
-    def plan_migration(self, live: Any, operations: list[Any], expected: Any) -> list[str]:
-        return ddl.plan_migration(live, operations, expected)
+    def plan_migration(self, live: Any, operations: list[Any], expected: Any, ctx: Any = None) -> list[str]:
+        """The statements a migration still needs; with ``ctx``, the CONCURRENTLY builds marked."""
+        if ctx is None:
+            return ddl.plan_migration(live, operations, expected)
+        return migration.plan_migration(ctx, live, operations, expected)
 
     # --- the journal ----------------------------------------------------------------------------
     def journal_ddl(self, table: str) -> str:

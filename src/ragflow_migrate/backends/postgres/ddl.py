@@ -108,9 +108,27 @@ def _columns(index: Index) -> str:
     return ", ".join(quote(c) for c in index.column_names)
 
 
-def create_index(table: str, index: Index, name: str | None = None) -> str:
-    kind = "UNIQUE INDEX" if index.unique else "INDEX"
+def create_index(table: str, index: Index, name: str | None = None, *, concurrently: bool = False) -> str:
+    kind = ("UNIQUE INDEX" if index.unique else "INDEX") + (" CONCURRENTLY" if concurrently else "")
     return f"CREATE {kind} {quote(name or index.name)} ON {quote(table)} ({_columns(index)})"
+
+
+@dataclasses.dataclass
+class IndexBuild(Statement):
+    """A ``CREATE [UNIQUE] INDEX`` of an index under its own name, which nothing else in its
+    operation depends on: on a big table it may be built ``CONCURRENTLY`` outside the migration's
+    transaction instead (:mod:`.indexes`)."""
+
+    index: Index | None = None
+
+    @property
+    def name(self) -> str:
+        assert self.index is not None
+        return self.index.name
+
+    def concurrent_sql(self) -> str:
+        assert self.table is not None and self.index is not None
+        return create_index(self.table, self.index, concurrently=True)
 
 
 def _alter(table: str, clause: str) -> str:
@@ -336,7 +354,7 @@ def _(op: AddIndex, live: Snapshot, expected: Snapshot) -> list[Statement]:
     for other in table.indexes.values():
         if other.name not in declared and not other.primary and other.same_definition(want):
             return _adopt_index(live, op.table, other, want)
-    return [Statement(create_index(op.table, want), op.table)]
+    return [IndexBuild(create_index(op.table, want), op.table, index=want)]
 
 
 @statements.register
@@ -485,27 +503,40 @@ def pending(found: list[Statement], conn: Any) -> list[Statement]:
 
 
 def migration_statements(operations: list[Operation], expected: Snapshot, *, log: Any = None,
-                         step: str = "") -> list[Statement]:
+                         step: str = "", hold: Callable[[Statement], bool] | None = None,
+                         held: list[IndexBuild] | None = None) -> list[Statement]:
     """One statement per operation for :func:`.executor.apply_migration`. The first reads the
     live schema in the migration's transaction (again on every retry); each operation then runs
-    what it still needs and re-reads the table it touched, as the MySQL step does."""
+    what it still needs and re-reads the table it touched, as the MySQL step does.
+
+    ``hold``: index builds it says yes to are not run but appended to ``held`` (emptied on every
+    attempt), to be built ``CONCURRENTLY`` once the transaction has committed; the operations after
+    them see the index as present."""
     state: dict[str, Snapshot] = {}
+    held = [] if held is None else held
 
     def read(conn: Any) -> int:
         state["live"] = live_snapshot(conn)
+        held.clear()
         return 0
 
     def run(op: Operation, conn: Any) -> int:
         live = state["live"]
         found = pending(statements(op, live, expected), conn)
+        later = [s for s in found if isinstance(s, IndexBuild) and hold is not None and hold(s)]
         for statement in found:
-            executor.run_statement(conn, statement, log=log, step=step)
+            if not any(statement is h for h in later):
+                executor.run_statement(conn, statement, log=log, step=step)
+        held.extend(later)
         name = getattr(op, "table", None)
-        if found and name:
+        if len(found) > len(later) and name:
             fresh = live_snapshot(conn, tables=[name])
             live.tables.pop(name, None)
             live.tables.update(fresh.tables)
-        return len(found)
+        for build in held:  # built after the commit: present for what follows
+            if build.table in live.tables and build.index is not None:
+                live.tables[build.table].indexes[build.name] = build.index
+        return len(found) - len(later)
 
     out = [Statement("-- read the live schema", run=read)]
     out += [Statement(f"-- {op.describe()}", getattr(op, "table", None), run=functools.partial(run, op))

@@ -45,6 +45,8 @@ TRANSIENT_SQLSTATES = {
 CONNECTION_CLASS = "08"
 #: Class 28: invalid authorization specification (28P01 wrong password, 28000 pg_hba).
 AUTH_CLASS = "28"
+#: Class 23: integrity constraint violation (23505: a unique index over duplicate values).
+INTEGRITY_CLASS = "23"
 
 # Connect-time messages, first match wins: (pattern, kind, reason). Auth, database and TLS come
 # before the transient ones because libpq concatenates one message per address it tried
@@ -188,6 +190,11 @@ def classify_error(exc: BaseException, step: str) -> MigrateError | None:
     if is_connection_lost(exc):
         return StepFailedError(f"{step}: lost the connection to PostgreSQL: {text}",
                                hint="run again: every step resumes safely", error_code=code)
+    if code and code.startswith(INTEGRITY_CLASS):
+        detail = getattr(getattr(exc, "diag", None), "message_detail", None)
+        return StepFailedError(f"{step}: {text}" + (f": {detail}" if detail else "") + f" (SQLSTATE {code})",
+                               hint="the values named above break the constraint (the change that met them was not "
+                               "kept); correct them, then run again", error_code=code)
     return StepFailedError(f"{step}: {text}" + (f" (SQLSTATE {code})" if code else ""),
                            hint="the database is safe to run again; the error above says what failed",
                            error_code=code)

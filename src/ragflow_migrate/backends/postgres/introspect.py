@@ -8,9 +8,10 @@ the same on an empty database and on a huge one.
 
 The schema read is the session's ``current_schema()`` (``public`` for RAGFlow). ``database`` is
 the connection's own database on PostgreSQL; it is accepted for the backend interface and
-checked, since a session cannot read another database's catalog. An INVALID index (a failed
-``CREATE INDEX CONCURRENTLY``) is read like any other: ``pg_index.indisvalid`` is the repair's
-business, not the normal form's.
+checked, since a session cannot read another database's catalog. An INVALID index
+(``pg_index.indisvalid`` false: a ``CREATE INDEX CONCURRENTLY`` that failed, was killed, or is still
+running) is not read as present: nothing may rely on it, and the next build drops it
+(:func:`invalid_indexes`, :mod:`.indexes`).
 """
 
 from __future__ import annotations
@@ -49,8 +50,15 @@ SELECT x.indrelid, i.relname, x.indisunique, x.indisprimary, con.conname,
 FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
 LEFT JOIN pg_constraint con ON con.conindid = x.indexrelid AND con.conrelid = x.indrelid
      AND con.contype IN ('p', 'u', 'x')
-WHERE x.indrelid = ANY(%s)
+WHERE x.indrelid = ANY(%s) AND x.indisvalid
 ORDER BY x.indrelid, i.relname
+"""
+
+_INVALID = """
+SELECT t.relname, i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+JOIN pg_class t ON t.oid = x.indrelid
+WHERE NOT x.indisvalid AND t.relnamespace = current_schema()::regnamespace
+ORDER BY 1, 2
 """
 
 
@@ -96,3 +104,11 @@ def table_names(conn: Any, database: str | None = None) -> set[str]:
         _check_database(cur, database)
         cur.execute(_TABLES)
         return {name for _oid, name in cur.fetchall()}
+
+
+def invalid_indexes(conn: Any) -> list[tuple[str, str]]:
+    """(table, index) of every INVALID index of the current schema (left by an interrupted
+    ``CREATE INDEX CONCURRENTLY``; :func:`live_snapshot` does not read them)."""
+    with conn.cursor() as cur:
+        cur.execute(_INVALID)
+        return [(table, name) for table, name in cur.fetchall()]

@@ -27,8 +27,8 @@ from typing import Any
 from .... import events
 from ....data import canonical
 from ....data.stages.base import DataStage, IdSequence, Work
-from ....errors import ConfigError
 from ....steps import RunContext
+from . import widen
 
 LLM = "rm_llm"
 INST = "rm_inst"
@@ -383,15 +383,21 @@ class PgStage(DataStage):
         drop_temp(ctx.conn, *self.session_tables)
 
     def settle_rejections(self, ctx: RunContext, meta: Any, work: Work) -> list[dict[str, Any]]:
-        if work.rejections and getattr(ctx.settings, "widen_columns", False):
-            first = work.rejections[0]
-            raise ConfigError(
-                f"{self.name}: --widen-columns is not supported on PostgreSQL in this release "
-                f"({first.table}.{first.column}: {first.count} value(s) too long); nothing was written",
-                hint="widen the named columns by hand (ALTER TABLE … ALTER COLUMN … TYPE varchar(N)) or correct "
-                "the values, then run again without --widen-columns")
-        self.raise_rejections(work)
-        return []
+        """As on MySQL: with ``--widen-columns``, widen exactly the columns the values outgrow
+        (:mod:`.widen`) when every rejection can be widened away; else stop, nothing written."""
+        if not (work.rejections and getattr(ctx.settings, "widen_columns", False)
+                and all(r.needed for r in work.rejections)):
+            self.raise_rejections(work)
+            return []
+        done = []
+        for r in work.rejections:
+            assert r.needed is not None
+            reason = f"{r.count} value(s) of up to {r.needed[0]} characters ({r.reason}), e.g. {r.rows[:5]}"
+            change = widen.widen(ctx, self.name, meta, r.table, r.column, r.needed[0], reason)
+            if change:
+                done.append(change)
+        work.rejections.clear()
+        return done
 
     def sample(self, ctx: RunContext, sql: str, args: Any = None, columns: tuple[str, ...] = ()) -> list[dict]:
         rows = query(ctx.conn, sql + " LIMIT 5", args)
