@@ -107,7 +107,7 @@ def _error(blockers: list[Blocker]) -> MigrateError:
     return cls(message, hint=first.remedy, **fields)
 
 
-_ORDER = {"unsupported": 0, "catalogue": 0, "blocking_ddl": 0, "privileges": 1, "read_only": 2, "value": 3}
+_ORDER = {"catalogue": 0, "blocking_ddl": 0, "privileges": 1, "read_only": 2, "value": 3}
 
 
 def mysql_checks(ctx: RunContext, steps: list[Step], data_pending: bool, findings: Findings) -> None:
@@ -193,13 +193,6 @@ def _values(ctx: RunContext, pending: set[str], catalog: Any, findings: Findings
 
     predict = getattr(ctx.backend, "data_overflows", None) or overflow.overflows
     for found in predict(ctx.conn, pending, catalog):
-        if ctx.settings.widen_columns and not getattr(ctx.backend, "widens_columns", True):
-            findings.blockers.append(Blocker(
-                "unsupported", int(ExitCode.CONFIG),
-                f"--widen-columns is not supported on {ctx.backend.label} in this release: {found.describe()}",
-                "widen the named column by hand (ALTER TABLE … ALTER COLUMN … TYPE varchar(N)) or correct the "
-                "values, then run again without --widen-columns", found.as_dict()))
-            continue
         if ctx.settings.widen_columns:
             findings.widenings.append(found.as_dict())
             continue

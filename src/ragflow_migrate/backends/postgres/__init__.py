@@ -54,8 +54,6 @@ class PostgresBackend:
     name = "postgres"
     label = "PostgreSQL"
     driver_errors: tuple[type[BaseException], ...] = (psycopg.Error,)
-    #: ``--widen-columns``: a column a legacy value outgrows is widened (``data/widen.py``), as on MySQL.
-    widens_columns = True
     #: DDL commits with its transaction: a migration is applied whole or not at all (its index
     #: builds on big tables aside: ``migration.py``).
     transactional_ddl = True
