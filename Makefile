@@ -59,7 +59,7 @@ tools: ## install chart/image test tools (helm, kubectl, kubernetes-validate, ha
 
 .PHONY: test
 test: venv servers tools ## the whole suite on both servers (what CI runs)
-	$(PY) -m pytest -n 2 --dist loadgroup -q $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadgroup -q --durations=25 $(PYTEST_ARGS)
 
 .PHONY: unit
 unit: venv ## pure tests only (no server, no tools)
