@@ -10,6 +10,8 @@ each time. Each child reads and removes these variables and installs the hooks f
 * ``RELTEST_KILL="<step>|N"``: the same, at the N-th statement since ``<step>`` started (the
   journal row, the lock check, the migration's DDL, its history row, the journal update);
   ``"<step>|commit"``: right after that step's ``COMMIT`` reached the server, its answer unread;
+* ``RELTEST_ONLY_STEP=<step>``: SIGKILL itself when any other step is about to start (empty: when
+  any step is); with the two above, a run never goes past the step under test;
 * ``RELTEST_COUNT_FILE=path``: write there how many statements it sent (at exit);
 * ``RELTEST_SNAPSHOTS=path``: after every step, pickle its name, its statement count, the
   :func:`progress` and :func:`schema_state` there: the state after each migration of an uninterrupted run;
@@ -215,6 +217,7 @@ _step: str | None = None  # the step in progress
 _step_count = 0  # statements sent since it started
 _kill_at: int | None = None
 _kill_step: tuple[str, int | str] | None = None  # (step, n-th statement of it, or "commit")
+_only_step: str | None = None  # SIGKILL at the start of any other step ("": of any step at all)
 
 
 def _die() -> None:
@@ -268,6 +271,8 @@ def _install_step_hook(snapshots: str | None) -> None:
 
     def run_step(ctx, step, journal):
         global _step, _step_count, _paused
+        if _only_step is not None and step.name != _only_step:
+            _die()
         _step, _step_count = step.name, 0
         outcome = original(ctx, step, journal)
         if snapshots:
@@ -309,13 +314,15 @@ def read_snapshots(path: Path) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str]) -> int:
-    global _kill_at, _kill_step
+    global _kill_at, _kill_step, _only_step
     hooks = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("RELTEST_")}
     if "RELTEST_KILL_AT" in hooks:
         _kill_at = int(hooks["RELTEST_KILL_AT"])
     if "RELTEST_KILL" in hooks:
         step, _, nth = hooks["RELTEST_KILL"].rpartition("|")
         _kill_step = (step, nth if nth == "commit" else int(nth))
+    if "RELTEST_ONLY_STEP" in hooks:
+        _only_step = hooks["RELTEST_ONLY_STEP"]
     count_file = hooks.get("RELTEST_COUNT_FILE")
     _install_statement_hook()
     _install_commit_hook()
