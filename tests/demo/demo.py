@@ -109,7 +109,7 @@ def summary(server: harness.Server, run: dict, run_wall: float, noop_wall: float
     print("      .venv/bin/ragflow-migrate status        where the database stands")
     print("      .venv/bin/ragflow-migrate plan          what `run` would do (nothing, now)")
     print("      .venv/bin/ragflow-migrate schema diff   exit 0: in sync with v0.27.0")
-    print("  make test               the whole suite on MariaDB 10.11 and Oracle MySQL 9.7 (provisions both)")
+    print("  make test               the whole suite on MariaDB 10.11, Oracle MySQL 9.7, Galera, a MySQL group and PostgreSQL 15 (provisions them)")
     print("  README.md               running it for real: configuration, exit codes, Kubernetes")
 
 
