@@ -3,10 +3,14 @@
     python tests/bench/run.py                          # S and M, MariaDB 10.11 and MySQL 9.7
     python tests/bench/run.py --scales S,M,L           # also L (100k tenants, 1M tenant_llm/documents/tasks)
     BENCH_SCALES=L BENCH_SERVERS=mariadb python tests/bench/run.py --from v0.25.6
+    python tests/bench/run.py --servers postgres       # PostgreSQL 15 (DB_TYPE=postgres)
 
-For each server (a throwaway one from tests/servers/harness.py), scale and source release:
+For each server (a throwaway one from tests/servers/harness.py, or tests/servers/postgres.py), scale
+and source release:
 
-1. ``generate.py`` builds the old database (schema by the tool, then set-based fills), timed;
+1. ``generate.py`` builds the old database (schema by the tool, then set-based fills), timed; on
+   PostgreSQL it builds it on a MariaDB started beside, and ``pgcopy.py`` copies it over (schema
+   by the tool at the same release, rows streamed with ``COPY``), timed with it;
 2. the real CLI, ``python -m ragflow_migrate run`` (JSON logs), upgrades it to v0.27.0: wall
    time from process start to exit, peak RSS of that process (``wait4``'s ``ru_maxrss``), and
    every step from its ``step.started`` / ``step.finished`` events (schema releases, data stages,
@@ -15,9 +19,9 @@ For each server (a throwaway one from tests/servers/harness.py), scale and sourc
 3. the no-op ``run`` right after (three times; the median is reported);
 4. the floor (``floor.py``): the same database generated again from the same seed, brought to the
    same end state by the least SQL that can produce it (schema by the tool's ``schema apply``,
-   data stages by a hand-written chain of ``INSERT … SELECT`` / ``UPDATE … JOIN``), timed per
-   stage under the tool's stage names; both end states are digested and compared (``--no-floor``
-   skips it).
+   data stages by a hand-written chain of ``INSERT … SELECT`` / ``UPDATE … JOIN``; on PostgreSQL
+   ``floor_pg.py``, on a second copy of the MariaDB rows), timed per stage under the tool's stage
+   names; both end states are digested and compared (``--no-floor`` skips it).
 
 The catalogue is RAGFlow's own (``llm_factories-v0.27.0.json`` in the shared folder,
 ``tests/servers/harness.py``'s ``shared_root()``), read where it lies; ``--catalog bench`` takes
@@ -37,6 +41,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -51,8 +56,10 @@ sys.path.insert(0, str(REPO / "tests" / "servers"))
 sys.path.insert(0, str(HERE))
 
 import floor  # noqa: E402
+import floor_pg  # noqa: E402
 import generate  # noqa: E402
 import harness  # noqa: E402
+import pgcopy  # noqa: E402
 import report  # noqa: E402
 
 TARGET = "v0.27.0"
@@ -128,7 +135,8 @@ def steps_of(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def statements_of(events: list[dict[str, Any]], top: int = 12) -> dict[str, Any]:
     stmts = [e for e in events if e.get("event") == "step.statement"]
     slowest = sorted(stmts, key=lambda e: -(e.get("duration_s") or 0))[:top]
-    big = [e for e in stmts if any(f"`{t}`" in (e.get("sql") or "") for t in BIG_TABLES)
+    big = [e for e in stmts if any(f"`{t}`" in (e.get("sql") or "") or f'"{t}"' in (e.get("sql") or "")
+                                   for t in BIG_TABLES)
            and (e.get("sql") or "").lstrip().upper().startswith("ALTER")]
     pick = ("step", "duration_s", "algorithm", "rows", "sql")
     for e in stmts:
@@ -197,10 +205,17 @@ def run_case(server: Any, scale: str, release: str, args: argparse.Namespace, wo
     workdir.mkdir(parents=True, exist_ok=True)
     case: dict[str, Any] = {"server": server.label, "server_version": server.version, "scale": scale,
                             "from": release, "to": TARGET, "catalog": str(args.catalog), "load_before": os.getloadavg()}
+
+    def glog(message: str) -> None:
+        log(f"[{server.label} {scale} {release}] {message}")
+
     try:
         log(f"[{server.label} {scale} {release}] generating ...")
-        gen = generate.generate(env, release=release, scale=scale, seed=args.seed, catalog=args.catalog,
-                                log=lambda m: log(f"[{server.label} {scale} {release}] {m}"))
+        if server.flavor == "postgres":  # generated on the MariaDB beside it, copied over
+            gen = pgcopy.generate_case(server, database, release=release, scale=scale, seed=args.seed,
+                                       catalog=args.catalog, log=glog)
+        else:
+            gen = generate.generate(env, release=release, scale=scale, seed=args.seed, catalog=args.catalog, log=glog)
         case["generate"] = gen
         case["size_mb"] = _database_size(server, database)
         log(f"[{server.label} {scale} {release}] generated in {gen['seconds']:.1f}s "
@@ -223,6 +238,9 @@ def run_case(server: Any, scale: str, release: str, args: argparse.Namespace, wo
         if not args.keep:
             with contextlib.suppress(Exception):
                 server.drop_database(database)
+            if server.flavor == "postgres":
+                with contextlib.suppress(Exception):
+                    server.source.drop_database(pgcopy.source_name(database))
     return case
 
 
@@ -237,9 +255,16 @@ def floor_case(server: Any, database: str, scale: str, release: str, args: argpa
     server.create_database(name)
     env = tool_env(server, name, args.catalog)
     try:
-        log("floor: generating the same database again ...")
-        gen = generate.generate(env, release=release, scale=scale, seed=args.seed, catalog=args.catalog,
-                                log=lambda _m: None)
+        low: Any = floor
+        if server.flavor == "postgres":  # the MariaDB rows copied again
+            log("floor: copying the generated rows again ...")
+            gen = pgcopy.copy_database(server, name, release=release, source_db=pgcopy.source_name(database),
+                                       log=lambda _m: None)
+            low = floor_pg
+        else:
+            log("floor: generating the same database again ...")
+            gen = generate.generate(env, release=release, scale=scale, seed=args.seed, catalog=args.catalog,
+                                    log=lambda _m: None)
         out["generate_s"] = gen["seconds"]
         log("floor: schema (the tool's `schema apply`) ...")
         schema = cli(["schema", "apply"], env, workdir, "floor-schema")
@@ -249,15 +274,18 @@ def floor_case(server: Any, database: str, scale: str, release: str, args: argpa
         out["schema_steps"] = [s for s in steps_of(schema["events"]) if s["kind"] == "schema"]
         out["schema_s"] = round(sum(s["duration_s"] for s in out["schema_steps"]), 3)
         log("floor: data stages ...")
-        result = floor.run_floor(env, args.catalog)
+        result = low.run_floor(env, args.catalog)
         out.update(steps=result["steps"], data_s=result["data_s"], slowest=result["slowest"])
         log(f"floor: data {out['data_s']:.1f}s (schema {out['schema_s']:.1f}s); comparing the end states ...")
         started = time.monotonic()
-        conn = server.connect()
-        try:
-            check = floor.compare(conn, database, name)
-        finally:
-            conn.close()
+        if server.flavor == "postgres":  # a session on each database
+            check = floor_pg.compare(server.connect, database, name)
+        else:
+            conn = server.connect()
+            try:
+                check = floor.compare(conn, database, name)
+            finally:
+                conn.close()
         out["compare_s"] = round(time.monotonic() - started, 2)
         out["load_after"] = os.getloadavg()
         out["match"] = check["match"]
@@ -278,6 +306,8 @@ def floor_case(server: Any, database: str, scale: str, release: str, args: argpa
 
 
 def _database_size(server: Any, database: str) -> float:
+    if server.flavor == "postgres":
+        return pgcopy.database_size_mb(server, database)
     rows = server.query("SELECT COALESCE(SUM(data_length + index_length), 0) / 1048576 FROM information_schema.tables "
                         "WHERE table_schema = %s", (database,))
     return float(rows[0][0] or 0)
@@ -316,12 +346,27 @@ def machine() -> dict[str, Any]:
     return info
 
 
+def start(flavor: str, buffer_pool: str) -> contextlib.AbstractContextManager[Any]:
+    """The bench's server of ``flavor`` (PostgreSQL: with the MariaDB its rows are generated on, ``.source``)."""
+    if flavor == "postgres":
+        return pgcopy.servers(buffer_pool)
+    extra = [f"--innodb-buffer-pool-size={buffer_pool}"]
+    if flavor == "mysql":
+        extra.append("--innodb-redo-log-capacity=100M")  # MySQL's default (the harness sizes it for tests)
+    return harness.running(flavor, extra_args=extra)
+
+
+def _stopped(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scales", default=os.environ.get("BENCH_SCALES") or "S,M",
                         help="comma-separated, from XS S M L (default S,M; env BENCH_SCALES)")
     parser.add_argument("--servers", default=os.environ.get("BENCH_SERVERS") or "mariadb,mysql",
-                        help="mariadb, mysql (default both; env BENCH_SERVERS)")
+                        help="mariadb, mysql, postgres (default mariadb,mysql; env BENCH_SERVERS); postgres: "
+                        "PostgreSQL 15, the rows generated on a MariaDB beside it and copied over")
     parser.add_argument("--from", dest="releases", default=os.environ.get("BENCH_FROM") or "v0.25.6,v0.20.0",
                         help="source releases (default v0.25.6,v0.20.0; env BENCH_FROM)")
     parser.add_argument("--seed", type=int, default=int(os.environ.get("BENCH_SEED") or 42))
@@ -332,7 +377,8 @@ def main(argv: list[str] | None = None) -> int:
                         default=os.environ.get("BENCH_FLOOR", "1") not in ("0", "no", "false"),
                         help="skip the floor (the least-SQL yardstick and its end-state check; env BENCH_FLOOR=0)")
     parser.add_argument("--buffer-pool", default=os.environ.get("BENCH_BUFFER_POOL") or "512M",
-                        help="innodb_buffer_pool_size of the servers (default 512M; RAGFlow's compose MySQL: 128M)")
+                        help="innodb_buffer_pool_size of the servers (default 512M; RAGFlow's compose MySQL: 128M); "
+                        "PostgreSQL's shared_buffers")
     parser.add_argument("--log-level", default="info", choices=("info", "debug"),
                         help="the tool's log level: debug also logs each data statement (step.statement)")
     parser.add_argument("--noop-runs", type=int, default=3)
@@ -348,8 +394,14 @@ def main(argv: list[str] | None = None) -> int:
     for s in scales:
         if s not in generate.SCALES:
             parser.error(f"unknown scale {s}; known: {', '.join(generate.SCALES)}")
+    for s in servers:
+        if s not in (*harness.FLAVORS, "postgres"):
+            parser.error(f"unknown server {s}; known: {', '.join((*harness.FLAVORS, 'postgres'))}")
     if args.keep:
         os.environ["RAGFLOW_MIGRATE_KEEP_DATADIRS"] = "1"
+        harness.KEEP_DATADIRS = True  # read when the harness was imported, before this
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # stopped: the servers and their folders go too (L: many GB)
+        signal.signal(sig, _stopped)
 
     def log(message: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
@@ -366,12 +418,11 @@ def main(argv: list[str] | None = None) -> int:
     workroot = Path(tempfile.mkdtemp(prefix="ragflow-bench-"))
     try:
         for flavor in servers:
-            extra = [f"--innodb-buffer-pool-size={args.buffer_pool}"]
-            if flavor == "mysql":
-                extra.append("--innodb-redo-log-capacity=100M")  # MySQL's default (the harness sizes it for tests)
             log(f"starting {flavor} ...")
-            with harness.running(flavor, extra_args=extra) as server:
+            with start(flavor, args.buffer_pool) as server:
                 result["servers"][server.label] = server.version
+                if flavor == "postgres":
+                    result["settings"]["postgres"] = {**server.settings, "generated_on": server.source.label}
                 for scale in scales:
                     for release in releases:
                         result["cases"].append(run_case(server, scale, release, args, workroot, log))
