@@ -32,6 +32,8 @@ from . import widen
 
 LLM = "rm_llm"
 INST = "rm_inst"
+#: ``ctx.extras``: (fingerprint, info) of the ``rm_llm`` this session holds (the stages of a run share it).
+LLM_CACHE = "postgres.rm_llm"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,8 +228,18 @@ $$
 
 
 def fold_text(text: str | None) -> str | None:
-    """:data:`FOLD_FUNCTION` in Python."""
-    return text.lower().translate(_FOLD_TABLE).rstrip(" ") if isinstance(text, str) else text
+    """:data:`FOLD_FUNCTION` in Python. PostgreSQL's ``lower()`` maps each character on its own
+    (``'İ'`` → ``'i'``, ``'Σ'`` → ``'σ'`` anywhere); Python's ``str.lower()`` applies Unicode's
+    special casing (``'i̇'``, a final ``'ς'``), so non-ASCII text is lowered a character at a time."""
+    if not isinstance(text, str):
+        return text
+    low = text.lower() if text.isascii() else "".join(map(_lower_char, text))
+    return low.translate(_FOLD_TABLE).rstrip(" ")
+
+
+def _lower_char(ch: str) -> str:
+    low = ch.lower()
+    return low if len(low) == 1 else low[0]  # 'İ' lowers to 'i' + a combining dot above
 
 
 def json_functions(conn: Any) -> None:
@@ -266,6 +278,12 @@ def build_llm(ctx: Any, step: str, meta: PgMeta, *, batch: int) -> dict[str, Any
     on schemas ≤ v0.24, D5) with its identity and flags from :mod:`canonical`, COPYed a page at a
     time, and its provider attached."""
     conn = ctx.conn
+    fingerprint = _llm_fingerprint(conn, meta)
+    cached = ctx.extras.get(LLM_CACHE)
+    if fingerprint is not None and cached is not None and cached[0] == fingerprint:
+        attach_providers(ctx, step, meta)  # providers a stage created since
+        return cached[1]
+    ctx.extras.pop(LLM_CACHE, None)
     temp_table(conn, LLM, _LLM_BODY)
     info: dict[str, Any] = {"rows": 0, "broken_json": 0, "broken_sample": []}
     if not meta.has_table("tenant_llm"):
@@ -315,7 +333,21 @@ def build_llm(ctx: Any, step: str, meta: PgMeta, *, batch: int) -> dict[str, Any
                    "string key (truncated or corrupted by an earlier non-strict run?)",
                    count=info["broken_json"], sample=info["broken_sample"])
     attach_providers(ctx, step, meta)
+    ctx.extras[LLM_CACHE] = (fingerprint, info)
     return info
+
+
+def _llm_fingerprint(conn: Any, meta: PgMeta) -> tuple | None:
+    """What ``rm_llm`` was built from: ``tenant_llm``'s row count, newest ``update_time`` and the rows
+    of each model type (v0.27.0's schema step renames ``image2text`` between the stages, without
+    touching ``update_time``). None: no ``tenant_llm``."""
+    if not meta.has_table("tenant_llm"):
+        return None
+    cols = meta.columns("tenant_llm")
+    newest = "MAX(update_time)" if "update_time" in cols else "NULL"
+    types = "(SELECT string_agg(t || ':' || n, ',' ORDER BY t) FROM (SELECT model_type::text AS t, COUNT(*) AS n " \
+            "FROM tenant_llm GROUP BY 1) x)" if "model_type" in cols else "NULL"
+    return tuple(query(conn, f"SELECT COUNT(*), {newest}, {types} FROM tenant_llm")[0])
 
 
 def attach_providers(ctx: Any, step: str, meta: PgMeta) -> int:
@@ -377,6 +409,7 @@ class PgStage(DataStage):
         return PgMeta(ctx.conn)
 
     def drop_session_tables(self, ctx: RunContext) -> None:
+        ctx.extras.pop(LLM_CACHE, None)
         drop_temp(ctx.conn, LLM, INST, *self.session_tables)
 
     def cleanup(self, ctx: RunContext) -> None:

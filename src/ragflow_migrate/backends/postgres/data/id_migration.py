@@ -21,6 +21,7 @@ from .base import INST, LLM, PgMeta, PgStage, Work, execute, logged, query
 
 RESULT = "rm_ids"
 WANT = "rm_want"
+ACTIVE = "rm_active_models"
 PAGE = 2000
 
 
@@ -33,6 +34,7 @@ class PgResolver(Resolver):
         self.reasons: collections.Counter[str] = collections.Counter()
         self.samples: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
         base.temp_table(ctx.conn, WANT, "a TEXT NOT NULL, b TEXT NOT NULL")
+        self._active_ready = False
 
     def _fill(self, table: str, columns: tuple[str, str], rows: set[tuple[str, str]]) -> None:
         execute(self.ctx.conn, f"TRUNCATE {WANT}")
@@ -69,9 +71,21 @@ class PgResolver(Resolver):
         if not wanted:
             return {}
         self._fill(WANT, ("a", "b"), wanted)
+        if not self._active_ready:
+            # The active models, their names folded once, keyed by (instance, folded name): one index
+            # probe per wanted pair. Against tenant_model itself every probe read all the models of
+            # the instance and folded each name (1.4 s a page at M), or worse, the planner (taking
+            # lower(status) = 'active' for 0.5% of the rows) hashed the whole table for every page.
+            # The stage writes no tenant_model row, so one copy serves every page.
+            base.drop_temp(self.ctx.conn, ACTIVE)
+            execute(self.ctx.conn, f"CREATE TEMP TABLE {ACTIVE} AS SELECT instance_id, "
+                    "pg_temp.rm_fold(model_name) AS lname, id, model_type, model_name FROM tenant_model "
+                    "WHERE lower(status) = 'active'")
+            execute(self.ctx.conn, f"CREATE INDEX ON {ACTIVE} (instance_id, lname)")
+            execute(self.ctx.conn, f"ANALYZE {ACTIVE}")
+            self._active_ready = True
         rows = query(self.ctx.conn, f"SELECT w.a, w.b, m.id, m.model_type, m.model_name FROM {WANT} w "
-                     "JOIN tenant_model m ON m.instance_id = w.a AND pg_temp.rm_fold(m.model_name) = pg_temp.rm_fold(w.b) "
-                     "WHERE lower(m.status) = 'active'")
+                     f"JOIN {ACTIVE} m ON m.instance_id = w.a AND m.lname = pg_temp.rm_fold(w.b)")
         out: dict[tuple[str, str], list[tuple[str, int, str]]] = collections.defaultdict(list)
         for inst, name, model_id, bits, stored in rows:
             out[(inst, name)].append((model_id, _bits(bits), stored))
@@ -107,7 +121,7 @@ class IdMigrationStage(PgStage):
     gate = "v0.27.0"
     description = "tenant_*_id columns (VARCHAR(32)) filled with tenant_model ids resolved from the legacy names"
     requires = ("tenant_model_provider", "tenant_model_instance", "tenant_model")
-    session_tables = (RESULT, WANT)
+    session_tables = (RESULT, WANT, ACTIVE)
 
     def ddl_plan(self, meta: PgMeta) -> list[str]:
         out = []

@@ -38,10 +38,12 @@ def prepare(stage: PgStage, ctx: RunContext, meta: PgMeta, work: Work) -> int:
     base.json_functions(conn)
     catalog = stage.catalog(ctx)
     rows = catalog.seed_rows()
+    # lname: the name folded once here (base.fold_text, rm_fold's twin), not per seeded row in the joins
     base.temp_table(conn, CAT, "provider_name TEXT NOT NULL, intl SMALLINT NOT NULL, llm_name TEXT NOT NULL, "
-                    "type_str TEXT NOT NULL, bit INT NOT NULL, extra TEXT NOT NULL, ord INT NOT NULL")
-    base.copy_rows(conn, CAT, ("provider_name", "intl", "llm_name", "type_str", "bit", "extra", "ord"),
-                   [(r.provider_name, r.intl, r.llm_name, r.type_str, r.bit, r.extra, r.order) for r in rows])
+                    "type_str TEXT NOT NULL, bit INT NOT NULL, extra TEXT NOT NULL, ord INT NOT NULL, lname TEXT NOT NULL")
+    base.copy_rows(conn, CAT, ("provider_name", "intl", "llm_name", "type_str", "bit", "extra", "ord", "lname"),
+                   [(r.provider_name, r.intl, r.llm_name, r.type_str, r.bit, r.extra, r.order,
+                     base.fold_text(r.llm_name)) for r in rows])
     for column, expr in (("model_name", "llm_name"), ("model_type", "type_str"), ("extra", "extra")):
         limit = meta.max_length("tenant_model", column)
         if limit is None:
@@ -83,8 +85,8 @@ SELECT {base.keyed_id(f"s.seq * {ORDINALS} + c.ord")} AS id, %s::bigint AS creat
        COALESCE(g.extra, c.extra) AS extra
 FROM {SEED} s
 JOIN {CAT} c ON c.provider_name = s.cat_provider AND c.intl = s.intl
-LEFT JOIN {GRP} g ON g.instance_id = s.instance_id AND g.lname = pg_temp.rm_fold(c.llm_name)
-WHERE NOT EXISTS (SELECT 1 FROM {HAVE} h WHERE h.instance_id = s.instance_id AND h.lname = pg_temp.rm_fold(c.llm_name)
+LEFT JOIN {GRP} g ON g.instance_id = s.instance_id AND g.lname = c.lname
+WHERE NOT EXISTS (SELECT 1 FROM {HAVE} h WHERE h.instance_id = s.instance_id AND h.lname = c.lname
                   AND h.ltype = lower(c.type_str))
 """
 
@@ -152,14 +154,14 @@ SEEDED_INT = f"""
 SELECT {base.new_id('s.seq, c.ord')}, %s::bigint, %s::timestamp, %s::bigint, %s::timestamp, c.llm_name, s.provider_id,
        s.instance_id, c.bits, 'active', c.extra
 FROM {SEED} s
-JOIN (SELECT provider_name, intl, MIN(llm_name COLLATE "C") AS llm_name, bit_or(bit) AS bits,
+JOIN (SELECT provider_name, intl, lname, MIN(llm_name COLLATE "C") AS llm_name, bit_or(bit) AS bits,
              MIN(extra COLLATE "C") AS extra, MIN(ord) AS ord
-      FROM {CAT} GROUP BY provider_name, intl, pg_temp.rm_fold(llm_name)) c
+      FROM {CAT} GROUP BY provider_name, intl, lname) c
   ON c.provider_name = s.cat_provider AND c.intl = s.intl
 WHERE c.bits <> 0
-  AND NOT EXISTS (SELECT 1 FROM {HAVE} h WHERE h.instance_id = s.instance_id AND h.lname = pg_temp.rm_fold(c.llm_name))
+  AND NOT EXISTS (SELECT 1 FROM {HAVE} h WHERE h.instance_id = s.instance_id AND h.lname = c.lname)
   AND NOT EXISTS (SELECT 1 FROM {LLM} l JOIN {INST} i ON i.provider_id = l.provider_id AND i.ikey = l.ikey
-                  WHERE i.id = s.instance_id AND l.valid = 0 AND pg_temp.rm_fold(l.llm_name) = pg_temp.rm_fold(c.llm_name))
+                  WHERE i.id = s.instance_id AND l.valid = 0 AND pg_temp.rm_fold(l.llm_name) = c.lname)
 """
 
 
@@ -206,7 +208,7 @@ class MergeStage(PgStage):
             base.json_functions(conn)
             for name, body in ((SEED, "seq BIGINT, instance_id TEXT, provider_id TEXT, cat_provider TEXT, intl INT"),
                                (CAT, "provider_name TEXT, intl INT, llm_name TEXT, type_str TEXT, bit INT, extra TEXT, "
-                                "ord INT"), (GRP, "instance_id TEXT, lname TEXT, status TEXT, extra TEXT"),
+                                "ord INT, lname TEXT"), (GRP, "instance_id TEXT, lname TEXT, status TEXT, extra TEXT"),
                                (HAVE, "instance_id TEXT, lname TEXT, ltype TEXT")):
                 base.temp_table(conn, name, body)
         if work.rejections or work.executing:
