@@ -216,13 +216,17 @@ def _accent_fold() -> tuple[str, str]:
 
 
 FOLD_FROM, FOLD_TO = _accent_fold()
+assert not any(ch.isascii() for ch in FOLD_FROM)  # so an ASCII name needs no translate()
 _FOLD_TABLE = str.maketrans(FOLD_FROM, FOLD_TO)
 
 #: How RAGFlow's MySQL columns (utf8mb4_unicode_ci, PAD SPACE) compare names, as far as it matters here:
 #: case folded, Latin diacritics dropped ('Xinférence' = 'xinference'), trailing spaces ignored.
+#: translate() scans its whole FROM list for every character: ASCII names (octets = characters,
+#: nearly all of them) skip it, which makes folding 1.1M model names ~10x cheaper.
 FOLD_FUNCTION = f"""
 CREATE OR REPLACE FUNCTION pg_temp.rm_fold(t text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
-  SELECT rtrim(translate(lower(t), '{FOLD_FROM}', '{FOLD_TO}'), ' ')
+  SELECT rtrim(CASE WHEN octet_length(t) = char_length(t) THEN lower(t)
+                    ELSE translate(lower(t), '{FOLD_FROM}', '{FOLD_TO}') END, ' ')
 $$
 """
 
@@ -355,9 +359,13 @@ def attach_providers(ctx: Any, step: str, meta: PgMeta) -> int:
     MySQL unique key compares; the lowest id should a case-sensitive database hold two)."""
     if not meta.has_table("tenant_model_provider"):
         return 0
-    return logged(ctx, step, f"UPDATE {LLM} s SET provider_id = (SELECT p.id FROM tenant_model_provider p "
-                  "WHERE p.tenant_id = s.tenant_id AND pg_temp.rm_fold(p.provider_name) = pg_temp.rm_fold(s.llm_factory) "
-                  "ORDER BY p.id COLLATE \"C\" LIMIT 1) WHERE s.provider_id IS NULL")
+    # One hash join on (tenant, folded name), each name folded once (a correlated subquery per row
+    # folded every provider name of the tenant for every row: 3.4 s at M, 0.5 s this way).
+    return logged(ctx, step, f"UPDATE {LLM} s SET provider_id = p.id FROM (SELECT DISTINCT ON (tenant_id, lname) "
+                  "tenant_id, lname, id FROM (SELECT tenant_id, pg_temp.rm_fold(provider_name) AS lname, id "
+                  "FROM tenant_model_provider) x ORDER BY tenant_id, lname, id COLLATE \"C\") p "
+                  "WHERE p.tenant_id = s.tenant_id AND p.lname = pg_temp.rm_fold(s.llm_factory) "
+                  "AND s.provider_id IS NULL")
 
 
 def build_instances(ctx: Any, step: str, meta: PgMeta, *, batch: int) -> int:
