@@ -42,14 +42,8 @@ RAGFLOW_LOCK_KEY = int(hashlib.md5(b"init_database_tables").hexdigest(), 16) % (
 
 @pytest.fixture(scope="module")
 def pg():
-    server = postgres.start_postgres()
-    try:
+    with postgres.running() as server:
         yield server
-    finally:
-        try:
-            server.stop()
-        finally:
-            server.cleanup()
 
 
 _counter = iter(range(1, 10**6))

@@ -30,15 +30,9 @@ import postgres  # noqa: E402
 @pytest.fixture(scope="module")
 def pg_bench(mariadb_server):
     """A PostgreSQL 15 with ``.source``, the MariaDB the rows are generated on (as ``pgcopy.servers``)."""
-    server = postgres.start_postgres()
-    server.source = mariadb_server
-    try:
+    with postgres.running() as server:
+        server.source = mariadb_server
         yield server
-    finally:
-        try:
-            server.stop()
-        finally:
-            server.cleanup()
 
 
 RELEASES = [r.strip() for r in (os.environ.get("BENCH_PG_RELEASES") or "v0.25.6,v0.20.0").split(",") if r.strip()]

@@ -26,14 +26,8 @@ def reference(stem: str, suffix: str = ".sql") -> Path:
 
 @pytest.fixture(scope="session")
 def pg_server():
-    server = postgres.start_postgres()
-    try:
+    with postgres.running() as server:
         yield server
-    finally:
-        try:
-            server.stop()
-        finally:
-            server.cleanup()
 
 
 _counter = itertools.count(1)
