@@ -30,6 +30,8 @@ class RunLock:
     name: str
     log: Any
     conn: Any = None
+    #: The lock session's id on the server (MySQL's CONNECTION_ID(), PostgreSQL's backend pid).
+    connection_id: int | None = None
     acquired_at: float | None = None
     #: Announce acquiring and releasing (a cluster's per-node locks leave that to the cluster lock).
     announce: bool = True
@@ -103,7 +105,7 @@ class RunLock:
             if self._try(slice_s):
                 self.acquired_at = time.monotonic()
                 if self.announce:
-                    self.log.info(events.LOCK_ACQUIRED, lock=self.name, connection_id=getattr(self, "connection_id", None),
+                    self.log.info(events.LOCK_ACQUIRED, lock=self.name, connection_id=self.connection_id,
                                   waited_s=round(self.acquired_at - started, 3), **self._event_fields())
                 return
             waited = time.monotonic() - started
