@@ -89,6 +89,27 @@ def _json_dumps(obj: Any, **_ignored: Any) -> str:
     return json.dumps(obj, default=str, ensure_ascii=False, separators=(",", ":"))
 
 
+class _CurrentStdout:
+    """``sys.stdout`` as it is at each write, not as it was when logging was configured.
+
+    Whoever swaps ``sys.stdout`` later (a test's capture, an embedding program) keeps receiving
+    the logs, and a stream closed since configuration is never written to.
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+    def isatty(self) -> bool:
+        return getattr(sys.stdout, "isatty", lambda: False)()
+
+    @property
+    def encoding(self) -> str | None:
+        return getattr(sys.stdout, "encoding", None)
+
+
 def configure(
     fmt: str = "auto",
     level: str = "info",
@@ -96,7 +117,7 @@ def configure(
     secrets: Iterable[str] = (),
 ) -> None:
     """Set up structlog and route the standard library's loggers through it."""
-    stream = stream or sys.stdout
+    stream = stream or _CurrentStdout()
     if fmt == "auto":
         fmt = "console" if getattr(stream, "isatty", lambda: False)() else "json"
     renderer: Any

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 
 from ragflow_migrate import events, logs
 
@@ -68,3 +69,14 @@ def test_termination_message_skipped_when_not_writable(tmp_path):
 def test_vocabulary_is_closed_and_documented_with_fields():
     for name, spec in events.EVENTS.items():
         assert spec.name == name and spec.description and isinstance(spec.fields, tuple)
+
+
+def test_default_stream_is_stdout_at_each_write(monkeypatch):
+    """Configured while stdout was one stream, logging follows stdout to the next one."""
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stdout", first)
+    logs.configure(fmt="json")
+    first.close()  # e.g. a capture that has ended
+    monkeypatch.setattr(sys, "stdout", second)
+    logs.get_logger().info(events.STEP_SKIPPED, step="schema:v0.21.0", reason="already applied")
+    assert json.loads(second.getvalue())["event"] == events.STEP_SKIPPED
