@@ -284,7 +284,9 @@ def build_llm(ctx: Any, step: str, meta: PgMeta, *, batch: int) -> dict[str, Any
     conn = ctx.conn
     fingerprint = _llm_fingerprint(conn, meta)
     cached = ctx.extras.get(LLM_CACHE)
-    if fingerprint is not None and cached is not None and cached[0] == fingerprint:
+    if fingerprint is not None and cached is not None and (cached[0] == fingerprint
+                                                           or _refresh_types(ctx, step, meta, cached[0], fingerprint)):
+        ctx.extras[LLM_CACHE] = (fingerprint, cached[1])
         attach_providers(ctx, step, meta)  # providers a stage created since
         return cached[1]
     ctx.extras.pop(LLM_CACHE, None)
@@ -349,9 +351,28 @@ def _llm_fingerprint(conn: Any, meta: PgMeta) -> tuple | None:
         return None
     cols = meta.columns("tenant_llm")
     newest = "MAX(update_time)" if "update_time" in cols else "NULL"
-    types = "(SELECT string_agg(t || ':' || n, ',' ORDER BY t) FROM (SELECT model_type::text AS t, COUNT(*) AS n " \
-            "FROM tenant_llm GROUP BY 1) x)" if "model_type" in cols else "NULL"
-    return tuple(query(conn, f"SELECT COUNT(*), {newest}, {types} FROM tenant_llm")[0])
+    count, newest = query(conn, f"SELECT COUNT(*), {newest} FROM tenant_llm")[0]
+    return count, newest, _types_of(conn, "tenant_llm") if "model_type" in cols else None
+
+
+def _types_of(conn: Any, table: str) -> str | None:
+    return scalar(conn, f"SELECT string_agg(t || ':' || n, ',' ORDER BY t) FROM (SELECT model_type::text AS t, "
+                  f"COUNT(*) AS n FROM {table} GROUP BY 1) x")
+
+
+def _refresh_types(ctx: Any, step: str, meta: PgMeta, built: tuple, now: tuple) -> bool:
+    """``rm_llm`` brought up to date when only ``tenant_llm``'s model types changed since it was built
+    (the same rows and newest ``update_time``: v0.27.0's schema step renames ``image2text`` to
+    ``vision`` between the stages), instead of staging every row again. True when ``rm_llm`` then
+    counts the same rows per type as ``tenant_llm``."""
+    if built[:2] != now[:2] or "id" not in meta.columns("tenant_llm") or "model_type" not in meta.columns("tenant_llm"):
+        return False
+    conn = ctx.conn
+    if scalar(conn, f"SELECT 1 FROM {LLM} WHERE src_id IS NULL LIMIT 1") is not None:
+        return False
+    logged(ctx, step, f"UPDATE {LLM} r SET model_type = t.model_type::text FROM tenant_llm t WHERE t.id = r.src_id "
+           "AND r.model_type IS DISTINCT FROM t.model_type::text")
+    return _types_of(conn, LLM) == now[2]
 
 
 def attach_providers(ctx: Any, step: str, meta: PgMeta) -> int:

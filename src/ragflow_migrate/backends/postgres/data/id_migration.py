@@ -78,15 +78,16 @@ class PgResolver(Resolver):
             # the instance and folded each name (1.4 s a page at M), or worse, the planner (taking
             # lower(status) = 'active' for 0.5% of the rows) hashed the whole table for every page.
             # The stage writes no tenant_model row, so one copy serves every page.
-            base.drop_temp(self.ctx.conn, ACTIVE)
-            execute(self.ctx.conn, f"CREATE TEMP TABLE {ACTIVE} AS SELECT instance_id, "
-                    "pg_temp.rm_fold(model_name) AS lname, id, model_type, model_name FROM tenant_model "
-                    "WHERE lower(status) = 'active'")
+            # Its keys compare byte for byte ("C"): the index builds and probes without the locale.
+            base.temp_table(self.ctx.conn, ACTIVE, "instance_id TEXT COLLATE \"C\", lname TEXT COLLATE \"C\", id TEXT, "
+                            "model_type TEXT, model_name TEXT")
+            execute(self.ctx.conn, f"INSERT INTO {ACTIVE} SELECT instance_id, pg_temp.rm_fold(model_name), id, "
+                    "model_type, model_name FROM tenant_model WHERE lower(status) = 'active'")
             execute(self.ctx.conn, f"CREATE INDEX ON {ACTIVE} (instance_id, lname)")
             execute(self.ctx.conn, f"ANALYZE {ACTIVE}")
             self._active_ready = True
         rows = query(self.ctx.conn, f"SELECT w.a, w.b, m.id, m.model_type, m.model_name FROM {WANT} w "
-                     f"JOIN {ACTIVE} m ON m.instance_id = w.a AND m.lname = pg_temp.rm_fold(w.b)")
+                     f"JOIN {ACTIVE} m ON m.instance_id = w.a COLLATE \"C\" AND m.lname = pg_temp.rm_fold(w.b) COLLATE \"C\"")
         out: dict[tuple[str, str], list[tuple[str, int, str]]] = collections.defaultdict(list)
         for inst, name, model_id, bits, stored in rows:
             out[(inst, name)].append((model_id, _bits(bits), stored))
@@ -217,10 +218,8 @@ class IdMigrationStage(PgStage):
             with conn.transaction():
                 execute(conn, f"TRUNCATE {RESULT}")
                 base.copy_rows(conn, RESULT, ("tbl", "id", "col", "value"), [(t, str(i), c, v) for t, i, c, v in results])
-                for table, column in sorted({(r[0], r[2]) for r in results}):
-                    changed += logged(ctx, self.name, (
-                        f"UPDATE {table} x SET {column} = r.value FROM {RESULT} r WHERE r.tbl = %s AND r.col = %s "
-                        "AND r.id = x.id::text"), (table, column))
+                for table in sorted({r[0] for r in results}):
+                    changed += self._update(ctx, table, [r for r in results if r[0] == table])
             progress.advance(len(results))
             ctx.checkpoint()
         progress.emit()
@@ -231,6 +230,22 @@ class IdMigrationStage(PgStage):
         return StepResult(rows=total, changes=changed + len(work.data["ddl"]),
                           details={"ddl_statements": len(work.data["ddl"]), "resolved": resolved,
                                    "unresolvable": total - resolved})
+
+    def _update(self, ctx: RunContext, table: str, results: list[tuple]) -> int:
+        """One ``UPDATE`` of ``table`` for the page: every resolved column of a row in one new row version
+        (a column per statement wrote each row, and each of its indexes, once per column). Returns the
+        values written."""
+        columns = sorted({r[2] for r in results})
+        sets = ", ".join(f"{c} = CASE WHEN r.has_{i} THEN r.v_{i} ELSE x.{c} END" for i, c in enumerate(columns))
+        pivot = ", ".join(f"bool_or(col = %s) AS has_{i}, MAX(value) FILTER (WHERE col = %s) AS v_{i}"
+                          for i, _c in enumerate(columns))
+        rows = logged(ctx, self.name, f"UPDATE {table} x SET {sets} FROM (SELECT id, {pivot} FROM {RESULT} WHERE tbl = %s "
+                      "GROUP BY id) r WHERE r.id = x.id::text", (*[c for c in columns for _ in (0, 1)], table))
+        if rows == len({r[1] for r in results}):
+            return len(results)
+        # rows gone since the page was read: only the values of the rows still there were written
+        return int(base.scalar(ctx.conn, f"SELECT COUNT(*) FROM {RESULT} r JOIN {table} x ON r.id = x.id::text "
+                               "WHERE r.tbl = %s", (table,)) or 0)
 
     def probe(self, ctx: RunContext, meta: PgMeta) -> bool:
         return bool(self.ddl_plan(meta))
