@@ -271,7 +271,8 @@ _LLM_BODY = """
   m_extra TEXT NOT NULL,
   inst_extra TEXT NOT NULL,
   broken_json SMALLINT NOT NULL,
-  provider_id TEXT NULL
+  provider_id TEXT NULL,
+  fast BOOLEAN NOT NULL
 """
 _LLM_COLUMNS = ("seq", "src_id", "tenant_id", "llm_factory", "llm_name", "model_type", "api_key", "api_base",
                 "max_tokens", "status", "valid", "ikey", "has_is_tools", "m_extra", "inst_extra", "broken_json")
@@ -279,8 +280,9 @@ _LLM_COLUMNS = ("seq", "src_id", "tenant_id", "llm_factory", "llm_name", "model_
 
 def build_llm(ctx: Any, step: str, meta: PgMeta, *, batch: int) -> dict[str, Any]:
     """``rm_llm``: every ``tenant_llm`` row (primary-key order; ``(tenant_id, llm_factory, llm_name)``
-    on schemas ≤ v0.24, D5) with its identity and flags from :mod:`canonical`, COPYed a page at a
-    time, and its provider attached."""
+    on schemas ≤ v0.24, D5) with its identity and flags from :mod:`canonical`, and its provider
+    attached. The server stages the plain keys itself (:data:`_FAST`), a page of ids at a time; the
+    other rows (JSON keys, odd base URLs) are computed in Python (:func:`_compute_slow_rows`)."""
     conn = ctx.conn
     fingerprint = _llm_fingerprint(conn, meta)
     cached = ctx.extras.get(LLM_CACHE)
@@ -296,40 +298,36 @@ def build_llm(ctx: Any, step: str, meta: PgMeta, *, batch: int) -> dict[str, Any
         return info
     cols = meta.columns("tenant_llm")
     key = ("id",) if "id" in cols else ("tenant_id", "llm_factory", "llm_name")
-    pick = [c if c in cols else "NULL" for c in ("tenant_id", "llm_factory", "llm_name", "model_type", "api_key",
-                                                  "api_base", "max_tokens", "status")]
-    select = (f"SELECT {'id' if key == ('id',) else 'NULL'}, " + ", ".join(pick)
-              + " FROM tenant_llm ORDER BY " + ", ".join(f"{k} COLLATE \"C\"" if k != "id" else k for k in key))
+    col = {c: (c if c in cols else "NULL") for c in ("tenant_id", "llm_factory", "llm_name", "model_type", "api_key",
+                                                     "api_base", "max_tokens", "status")}
+    fast = _FAST.format(key=col["api_key"], base=col["api_base"])
+    status, tokens = col["status"], col["max_tokens"]  # varchar and integer: the schema step saw to it
+    key_text, base_text = f"COALESCE({col['api_key']}, '')", f"COALESCE({col['api_base']}, '')"
+    order = ", ".join(k if k == "id" else f"{k} COLLATE \"C\"" for k in key)
+    statuses = ", ".join(f"'{s}'" for s in sorted(canonical.VALID_STATUSES))
+    # Plain keys (nearly all): identity and flags computed by the server in the copy itself, by the
+    # rules of canonical.py (checked against it by the tests); the other rows go through Python below.
+    insert = (
+        f"INSERT INTO {LLM} ({', '.join(_LLM_COLUMNS)}, fast) SELECT %s + row_number() OVER (ORDER BY {order}), "
+        f"{'id' if key == ('id',) else 'NULL'}, {col['tenant_id']}, {col['llm_factory']}, {col['llm_name']}, "
+        f"{col['model_type']}, {col['api_key']}, {col['api_base']}, {col['max_tokens']}, {col['status']}, "
+        f"CASE WHEN {status} IN ({statuses}) THEN 1 ELSE 0 END, "
+        f"CASE WHEN {fast} THEN {identity_sql(key_text, base_text)} ELSE '\\x'::bytea END, 0, "
+        f"CASE WHEN NOT {fast} THEN '' WHEN COALESCE({tokens}, 0) > 0 "
+        f"THEN '{{\"max_tokens\": ' || {tokens} || '}}' ELSE '{{}}' END, "
+        f"CASE WHEN {fast} AND {base_text} <> '' THEN '{{\"base_url\": \"' || {base_text} || '\"}}' ELSE '' END, 0, "
+        f"{fast} FROM tenant_llm")
     total = int(scalar(conn, "SELECT COUNT(*) FROM tenant_llm") or 0)
     progress = ctx.progress(step, total, unit="tenant_llm rows staged")
     seq = 0
-    with conn.transaction(), conn.cursor(name="rm_llm_read") as read:
-        read.itersize = max(1000, batch)
-        read.execute(select)
-        while True:
-            page = read.fetchmany(max(1000, batch))
-            if not page:
-                break
-            rows = []
-            for src_id, tenant_id, factory, llm_name, model_type, api_key, api_base, max_tokens, status in page:
-                seq += 1
-                broken = canonical.looks_like_broken_json(api_key)
-                if broken:
-                    info["broken_json"] += 1
-                    if len(info["broken_sample"]) < 10:
-                        info["broken_sample"].append(src_id if src_id is not None else
-                                                     {"tenant_id": tenant_id, "llm_factory": factory,
-                                                      "llm_name": llm_name})
-                rows.append((seq, src_id, tenant_id, factory, llm_name, model_type, api_key, api_base, max_tokens,
-                             status, int(canonical.is_valid_status(status)),
-                             canonical.identity_of_key(api_key, api_base), int(canonical.key_has_is_tools(api_key)),
-                             canonical.legacy_model_extra(api_key, max_tokens), canonical.instance_extra(api_base),
-                             int(broken)))
-            with conn.cursor() as cur, cur.copy(f"COPY {LLM} ({', '.join(_LLM_COLUMNS)}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            progress.advance(len(page))
-            ctx.checkpoint()
+    pages = key_pages(conn, "tenant_llm", "id", max(batch, 20000)) if key == ("id",) else [(None, None)]
+    for after, upto in pages:
+        cond, args = range_condition("id", after, upto)
+        n = logged(ctx, step, f"{insert} WHERE {cond}", (seq, *args))
+        seq += n
+        progress.advance(n)
+        ctx.checkpoint()
+    _compute_slow_rows(ctx, info, batch)
     execute(conn, f"CREATE INDEX ON {LLM} (provider_id, ikey)")
     execute(conn, f"ANALYZE {LLM}")
     info["rows"] = seq
@@ -341,6 +339,57 @@ def build_llm(ctx: Any, step: str, meta: PgMeta, *, batch: int) -> dict[str, Any
     attach_providers(ctx, step, meta)
     ctx.extras[LLM_CACHE] = (fingerprint, info)
     return info
+
+
+# A key the server stages itself: a plain one (it starts like a word, so it is not JSON) and a base URL
+# that JSON would not escape (as staging._FAST on MySQL).
+# Code points, not the locale: the first character an ASCII letter or digit; no '"', '\\' or control
+# character (U+0001-U+001F, which json.dumps escapes; U+007F too, to be safe) in the base URL.
+_FAST = ("(({key} IS NULL OR {key} = '' OR ascii({key}) BETWEEN 48 AND 57 OR ascii({key}) BETWEEN 65 AND 90 "
+         "OR ascii({key}) BETWEEN 97 AND 122) AND ({base} IS NULL OR {base} = '' "
+         "OR (strpos({base}, '\"') = 0 AND strpos({base}, '\\') = 0 AND {base} !~ '[\\x01-\\x1f\\x7f]')))")
+
+
+def identity_sql(key_sql: str, base_sql: str) -> str:
+    """:func:`canonical.instance_identity` as a PostgreSQL expression (for plain keys, their own canonical form)."""
+    return (f"substring(sha256(convert_to(char_length({key_sql})::text || ':' || {key_sql} || {base_sql}, 'UTF8')) "
+            "FROM 1 FOR 16)")
+
+
+_FIX = "rm_llm_fix"
+
+
+def _compute_slow_rows(ctx: Any, info: dict[str, Any], batch: int) -> None:
+    """The rows the server could not stage (JSON keys, odd base URLs): computed here a page at a time,
+    COPYed beside and written back."""
+    conn = ctx.conn
+    temp_table(conn, _FIX, "seq BIGINT PRIMARY KEY, ikey BYTEA NOT NULL, has_is_tools SMALLINT NOT NULL, "
+               "m_extra TEXT NOT NULL, inst_extra TEXT NOT NULL, broken_json SMALLINT NOT NULL")
+    last = 0
+    while True:
+        page = query(conn, f"SELECT seq, api_key, api_base, max_tokens, src_id, tenant_id, llm_factory, llm_name "
+                     f"FROM {LLM} WHERE NOT fast AND seq > %s ORDER BY seq LIMIT %s", (last, max(1000, batch)))
+        if not page:
+            break
+        rows = []
+        for seq, api_key, api_base, max_tokens, src_id, tenant_id, factory, llm_name in page:
+            broken = canonical.looks_like_broken_json(api_key)
+            if broken:
+                info["broken_json"] += 1
+                if len(info["broken_sample"]) < 10:
+                    info["broken_sample"].append(src_id if src_id is not None else
+                                                 {"tenant_id": tenant_id, "llm_factory": factory,
+                                                  "llm_name": llm_name})
+            rows.append((seq, canonical.identity_of_key(api_key, api_base), int(canonical.key_has_is_tools(api_key)),
+                         canonical.legacy_model_extra(api_key, max_tokens), canonical.instance_extra(api_base),
+                         int(broken)))
+        execute(conn, f"TRUNCATE {_FIX}")
+        copy_rows(conn, _FIX, ("seq", "ikey", "has_is_tools", "m_extra", "inst_extra", "broken_json"), rows)
+        execute(conn, f"UPDATE {LLM} s SET ikey = f.ikey, has_is_tools = f.has_is_tools, m_extra = f.m_extra, "
+                f"inst_extra = f.inst_extra, broken_json = f.broken_json FROM {_FIX} f WHERE f.seq = s.seq")
+        last = page[-1][0]
+        ctx.checkpoint()
+    drop_temp(conn, _FIX)
 
 
 def _llm_fingerprint(conn: Any, meta: PgMeta) -> tuple | None:
