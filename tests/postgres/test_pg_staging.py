@@ -23,6 +23,7 @@ MAX_TOKENS = [0, 8192, 5, -3]
 def _stage(pg_settings, rows: int) -> list[tuple]:
     ctx = runner.open_context(pg_settings, logs.get_logger(), "staging-test", wait=False)
     try:
+        base.json_functions(ctx.conn)  # as every stage does first
         base.build_llm(ctx, "test", base.PgMeta(ctx.conn), batch=7)
         got = base.query(ctx.conn, "SELECT api_key, api_base, max_tokens, status, valid, ikey, has_is_tools, m_extra, "
                                    "inst_extra, broken_json, fast FROM rm_llm ORDER BY seq")
