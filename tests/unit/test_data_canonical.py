@@ -168,3 +168,21 @@ def test_parse_reference():
     assert c.parse_reference("BAAI/bge-reranker-v2-m3") is None           # no provider
     assert c.parse_reference("m@") is None and c.parse_reference("@P") is None and c.parse_reference(None) is None
     assert c.parse_reference("@@P") == c.Reference("P", None, "@")
+
+
+def test_a_lone_surrogate_in_a_json_key_has_an_identity():
+    """json.loads keeps "\\ud800" as a lone surrogate, which UTF-8 cannot encode: the identity of such
+    a key is still computed (it stopped the staging with UnicodeEncodeError), and differs from others."""
+    lone = c.identity_of_key('{"api_key": "\\ud800"}', None)
+    assert len(lone) == 16
+    assert lone != c.identity_of_key('{"api_key": "\\ud801"}', None)
+    assert c.identity_of_key('{"api_key": "\\u00e9"}', None) == c.identity_of_key("é", None)
+
+
+def test_a_rewritten_config_with_a_lone_surrogate_is_valid_utf8_and_means_the_same():
+    value = json.loads('{"llm_id": "m@F", "note": "\\ud800x", "pair": "\\ud83d\\ude00", "k\\udc00": 1}')
+    new, changed = c.rewrite_config(value, ("parser_config",))
+    text = c.dump_config(new)
+    assert changed and text.encode("utf-8")
+    assert json.loads(text) == new and new["llm_id"] == "m@default@F"
+    assert "😀" in text and "\\ud800x" in text  # a real pair stays a character; the lone one stays escaped

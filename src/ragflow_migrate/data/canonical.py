@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from typing import Any
 
 # --- statuses and types (spec §2) --------------------------------------------------------------
@@ -119,7 +120,8 @@ def instance_identity(canonical: str, base_url: str | None) -> bytes:
     """
     base = base_url or ""
     text = f"{len(canonical)}:{canonical}{base}"
-    return hashlib.sha256(text.encode("utf-8")).digest()[:16]
+    # surrogatepass: a JSON key may hold a lone surrogate ("\\ud800"), which json.loads keeps as such
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()[:16]
 
 
 def identity_sql(canonical_sql: str, base_sql: str) -> str:
@@ -218,8 +220,13 @@ def rewrite_config(value: Any, path: tuple[str, ...] = ()) -> tuple[Any, bool]:
 
 
 def dump_config(value: Any) -> str:
-    """Compact, non-ASCII kept, key order kept: how a rewritten config is stored."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    """Compact, non-ASCII kept, key order kept: how a rewritten config is stored. A lone surrogate (a
+    ``"\\ud800"`` escape json.loads kept as such) stays escaped: the text must be valid UTF-8."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 # --- stage 7: reading a legacy reference ---------------------------------------------------------

@@ -9,7 +9,8 @@ from ragflow_migrate.data.sqlkit import Meta
 
 KEYS = [None, "", "sk-A", "SK-a", "sk-a ", "9abc", "ünï-key", "key with space", " sk-lead", "\tsk", "{", "{broken",
         '{"api_key": "sk-A", "is_tools": true}', '  {"api_key": "sk-A"}', '{"ark_api_key": "k", "is_tools": true}',
-        "[1,2]", '"quoted"', "back\\slash", "emoji-😀", "k" * 700]
+        "[1,2]", '"quoted"', "back\\slash", "emoji-😀", "k" * 700,
+        '{"api_key": "\\ud800"}', '{"api_key": "a", "api_key": "b"}']
 BASES = [None, "", "http://h:1", 'http://h/"q"', "http://h/back\\slash", "http://h/\x01", "http://ünï/😀"]
 
 

@@ -202,6 +202,19 @@ EXCEPTION WHEN others THEN
 END $$
 """
 
+# The JSON object a text holds, or NULL (not JSON, or not an object). PostgreSQL refuses some texts
+# Python's json.loads takes (NaN, a lone surrogate, \u0000): those rows go through Python.
+KEY_OBJECT_FUNCTION = """
+CREATE OR REPLACE FUNCTION pg_temp.rm_key_object(t text) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE j jsonb;
+BEGIN
+  j := t::jsonb;
+  RETURN CASE WHEN jsonb_typeof(j) = 'object' THEN j END;
+EXCEPTION WHEN others THEN
+  RETURN NULL;
+END $$
+"""
+
 
 def _accent_fold() -> tuple[str, str]:
     """Latin letters with diacritics → their base letter (lower case), as utf8mb4_unicode_ci equates them."""
@@ -249,6 +262,7 @@ def _lower_char(ch: str) -> str:
 def json_functions(conn: Any) -> None:
     """This session's helper functions (pg_temp: they vanish with it)."""
     execute(conn, JSON_FUNCTIONS)
+    execute(conn, KEY_OBJECT_FUNCTION)
     execute(conn, FOLD_FUNCTION)
 
 
@@ -298,32 +312,22 @@ def build_llm(ctx: Any, step: str, meta: PgMeta, *, batch: int) -> dict[str, Any
         return info
     cols = meta.columns("tenant_llm")
     key = ("id",) if "id" in cols else ("tenant_id", "llm_factory", "llm_name")
-    col = {c: (c if c in cols else "NULL") for c in ("tenant_id", "llm_factory", "llm_name", "model_type", "api_key",
-                                                     "api_base", "max_tokens", "status")}
-    fast = _FAST.format(key=col["api_key"], base=col["api_base"])
-    status, tokens = col["status"], col["max_tokens"]  # varchar and integer: the schema step saw to it
-    key_text, base_text = f"COALESCE({col['api_key']}, '')", f"COALESCE({col['api_base']}, '')"
-    order = ", ".join(k if k == "id" else f"{k} COLLATE \"C\"" for k in key)
-    statuses = ", ".join(f"'{s}'" for s in sorted(canonical.VALID_STATUSES))
-    # Plain keys (nearly all): identity and flags computed by the server in the copy itself, by the
-    # rules of canonical.py (checked against it by the tests); the other rows go through Python below.
-    insert = (
-        f"INSERT INTO {LLM} ({', '.join(_LLM_COLUMNS)}, fast) SELECT %s + row_number() OVER (ORDER BY {order}), "
-        f"{'id' if key == ('id',) else 'NULL'}, {col['tenant_id']}, {col['llm_factory']}, {col['llm_name']}, "
-        f"{col['model_type']}, {col['api_key']}, {col['api_base']}, {col['max_tokens']}, {col['status']}, "
-        f"CASE WHEN {status} IN ({statuses}) THEN 1 ELSE 0 END, "
-        f"CASE WHEN {fast} THEN {identity_sql(key_text, base_text)} ELSE '\\x'::bytea END, 0, "
-        f"CASE WHEN NOT {fast} THEN '' WHEN COALESCE({tokens}, 0) > 0 "
-        f"THEN '{{\"max_tokens\": ' || {tokens} || '}}' ELSE '{{}}' END, "
-        f"CASE WHEN {fast} AND {base_text} <> '' THEN '{{\"base_url\": \"' || {base_text} || '\"}}' ELSE '' END, 0, "
-        f"{fast} FROM tenant_llm")
+    # varchar and integer columns (the schema step saw to it); NULL of that type where one is missing
+    col = {c: (c if c in cols else f"NULL::{t}") for c, t in (
+        ("tenant_id", "text"), ("llm_factory", "text"), ("llm_name", "text"), ("model_type", "text"),
+        ("api_key", "text"), ("api_base", "text"), ("max_tokens", "bigint"), ("status", "text"))}
+    order = "src_id" if key == ("id",) else ", ".join(f"{k} COLLATE \"C\"" for k in key)
+    insert = _STAGE_LLM.format(
+        llm=LLM, columns=", ".join(_LLM_COLUMNS), order=order, src_id="id" if key == ("id",) else "NULL::bigint",
+        **col, statuses=", ".join(f"'{s}'" for s in sorted(canonical.VALID_STATUSES)),
+        identity=identity_sql("ck", "base"), plain=_PLAIN, base_ok=_BASE_OK, object_ok=_OBJECT_OK)
     total = int(scalar(conn, "SELECT COUNT(*) FROM tenant_llm") or 0)
     progress = ctx.progress(step, total, unit="tenant_llm rows staged")
     seq = 0
     pages = key_pages(conn, "tenant_llm", "id", max(batch, 20000)) if key == ("id",) else [(None, None)]
     for after, upto in pages:
         cond, args = range_condition("id", after, upto)
-        n = logged(ctx, step, f"{insert} WHERE {cond}", (seq, *args))
+        n = logged(ctx, step, insert.replace("{cond}", cond), (seq, *args))
         seq += n
         progress.advance(n)
         ctx.checkpoint()
@@ -341,13 +345,39 @@ def build_llm(ctx: Any, step: str, meta: PgMeta, *, batch: int) -> dict[str, Any
     return info
 
 
-# A key the server stages itself: a plain one (it starts like a word, so it is not JSON) and a base URL
-# that JSON would not escape (as staging._FAST on MySQL).
-# Code points, not the locale: the first character an ASCII letter or digit; no '"', '\\' or control
-# character (U+0001-U+001F, which json.dumps escapes; U+007F too, to be safe) in the base URL.
-_FAST = ("(({key} IS NULL OR {key} = '' OR ascii({key}) BETWEEN 48 AND 57 OR ascii({key}) BETWEEN 65 AND 90 "
-         "OR ascii({key}) BETWEEN 97 AND 122) AND ({base} IS NULL OR {base} = '' "
-         "OR (strpos({base}, '\"') = 0 AND strpos({base}, '\\') = 0 AND {base} !~ '[\\x01-\\x1f\\x7f]')))")
+# Rows the server stages itself (how > 0), by the rules of canonical.py (checked against it by the tests):
+# a plain key (how 1: its first character an ASCII letter or digit, so not JSON) or an object of
+# "api_key" (a string or null) and "is_tools" only (how 2: parsed once, j), with a base URL that JSON
+# would not escape (no '"', '\\' or control character U+0001-U+001F; U+007F too, to be safe). Code
+# points, not the locale, decide. The other rows (how 0) go through Python: _compute_slow_rows.
+_PLAIN = ("(api_key IS NULL OR api_key = '' OR ascii(api_key) BETWEEN 48 AND 57 OR ascii(api_key) BETWEEN 65 AND 90 "
+          "OR ascii(api_key) BETWEEN 97 AND 122)")
+_BASE_OK = "(strpos(base, '\"') = 0 AND strpos(base, '\\') = 0 AND base !~ '[\\x01-\\x1f\\x7f]')"
+_OBJECT_OK = ("(j IS NOT NULL AND COALESCE(jsonb_typeof(j -> 'api_key'), 'null') IN ('string', 'null') "
+              "AND NOT EXISTS (SELECT 1 FROM jsonb_object_keys(j) k WHERE k NOT IN ('api_key', 'is_tools')))")
+# m_extra (canonical.legacy_model_extra): is_tools when exactly true, max_tokens when positive, json.dumps' spacing.
+_STAGE_LLM = """
+INSERT INTO {llm} ({columns}, fast)
+SELECT %s + row_number() OVER (ORDER BY {order}), src_id, tenant_id, llm_factory, llm_name, model_type, api_key,
+       api_base, max_tokens, status, CASE WHEN status IN ({statuses}) THEN 1 ELSE 0 END,
+       CASE WHEN how > 0 THEN {identity} ELSE ''::bytea END,
+       CASE WHEN how = 2 AND j ? 'is_tools' THEN 1 ELSE 0 END,
+       CASE WHEN how = 0 THEN ''
+            WHEN tools AND COALESCE(max_tokens, 0) > 0 THEN '{{"is_tools": true, "max_tokens": ' || max_tokens || '}}'
+            WHEN tools THEN '{{"is_tools": true}}'
+            WHEN COALESCE(max_tokens, 0) > 0 THEN '{{"max_tokens": ' || max_tokens || '}}'
+            ELSE '{{}}' END,
+       CASE WHEN how > 0 AND base <> '' THEN '{{"base_url": "' || base || '"}}' ELSE '' END, 0, how > 0
+FROM (SELECT r.*, CASE WHEN how = 2 THEN COALESCE(j ->> 'api_key', '') ELSE COALESCE(api_key, '') END AS ck,
+             (how = 2 AND j -> 'is_tools' = 'true'::jsonb) AS tools
+      FROM (SELECT r.*, CASE WHEN NOT (base = '' OR {base_ok}) THEN 0 WHEN {plain} THEN 1
+                             WHEN {object_ok} THEN 2 ELSE 0 END AS how
+            FROM (SELECT {src_id} AS src_id, {tenant_id} AS tenant_id, {llm_factory} AS llm_factory,
+                         {llm_name} AS llm_name, {model_type} AS model_type, {api_key} AS api_key, {api_base} AS api_base,
+                         {max_tokens} AS max_tokens, {status} AS status, COALESCE({api_base}, '') AS base,
+                         CASE WHEN ltrim({api_key}, E' \\t\\n\\r') LIKE '{{%%' THEN pg_temp.rm_key_object({api_key}) END AS j
+                  FROM tenant_llm WHERE {{cond}}) r) r) r
+"""
 
 
 def identity_sql(key_sql: str, base_sql: str) -> str:
