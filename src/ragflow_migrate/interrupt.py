@@ -1,6 +1,6 @@
 """SIGTERM/SIGINT handling: a request to stop, honoured at the next safe point.
 
-The handler only records the request. Work checks :func:`check` between statements and
+The handler only records the request (and has a thread report it). Work checks :func:`check` between statements and
 batches (via the runner's checkpoint) and waits sleep with :func:`sleep`, which wakes up at
 once when a stop is requested. Kubernetes sends SIGTERM and, after the grace period, SIGKILL;
 everything the tool does is safe to resume after either.
@@ -29,7 +29,10 @@ def install(on_signal: Callable[[str], None] | None = None) -> None:
         _signal_name.append(name)
         _stop.set()
         if first and on_signal is not None:
-            on_signal(name)
+            # Not from here: the handler runs between two bytecodes of the main thread, which may be
+            # inside the logger, holding its lock (a deadlock: the run hung until SIGKILL). A thread
+            # reports the signal as soon as the logger is free; the interpreter waits for it at exit.
+            threading.Thread(target=on_signal, args=(name,), name="signal-report").start()
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
