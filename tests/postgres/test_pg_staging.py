@@ -20,7 +20,9 @@ KEYS = [None, "", "sk-A", "SK-a", "sk-a ", "9abc", "Zz", "ünï-key", "Ärger", 
         '{"is_tools": 1, "api_key": "x"}', '{"api_key": "a", "api_key": "b"}', '{"api_key": 5}',
         '{"api_key": {"nested": 1}}', '{"api_key": "a\tb"}', '{"api_key": "\\ud800"}', '{"api_key": "\\u0000"}',
         '{"api_key": "x", "is_tools": NaN}', '\u00a0{"api_key": "x"}', '{"api_key": "x"} trailing',
-        '\n\t {"api_key": "x"}\n', '{"api_key": "x", "region": "r"}', '{"api_key":"k\\"q\\\\"}']
+        '\n\t {"api_key": "x"}\n', '{"api_key": "x", "region": "r"}', '{"api_key":"k\\"q\\\\"}',
+        '{"api_key": "ünï 😀"}', '{"api_key": ""}', '{"api_key": "a"}"}', '{"api_key": "a\\u00e9"}',
+        '{"api_key": "x", "is_tools": true, "more": 1}', '{"api_key": "a", "b": "c"}', '{"api_key": "%_"}']
 BASES = [None, "", "http://h:1", 'http://h/"q"', "http://h/back\\slash", "http://h/\x01", "http://h/\x7f",
          "http://h/\x1f", "http://ünï/😀"]
 STATUSES = ["1", "0", "2", "active", "enable", "Active", "1 ", ""]
@@ -71,6 +73,6 @@ def test_the_server_stages_plain_keys_as_canonical_does(pg_server, pg_database, 
         assert got == _want(key, api_base, max_tokens, status), (key, api_base, status, max_tokens, how)
         fast += bool(how)
         json_fast += bool(how) and (key or "").lstrip().startswith("{")
-    assert fast >= 80  # plain keys and simple objects with plain base URLs took the server's path
-    assert json_fast >= 40  # the objects among them
+    assert fast >= 60  # plain keys and simple objects with plain base URLs took the server's path
+    assert json_fast >= 20  # the objects among them: json.dumps' spacing, no escapes (6 keys x 4 base URLs)
     assert fast < n  # and the others Python's

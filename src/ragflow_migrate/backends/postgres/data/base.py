@@ -202,18 +202,6 @@ EXCEPTION WHEN others THEN
 END $$
 """
 
-# The JSON object a text holds, or NULL (not JSON, or not an object). PostgreSQL refuses some texts
-# Python's json.loads takes (NaN, a lone surrogate, \u0000): those rows go through Python.
-KEY_OBJECT_FUNCTION = """
-CREATE OR REPLACE FUNCTION pg_temp.rm_key_object(t text) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE AS $$
-DECLARE j jsonb;
-BEGIN
-  j := t::jsonb;
-  RETURN CASE WHEN jsonb_typeof(j) = 'object' THEN j END;
-EXCEPTION WHEN others THEN
-  RETURN NULL;
-END $$
-"""
 
 
 def _accent_fold() -> tuple[str, str]:
@@ -262,7 +250,6 @@ def _lower_char(ch: str) -> str:
 def json_functions(conn: Any) -> None:
     """This session's helper functions (pg_temp: they vanish with it)."""
     execute(conn, JSON_FUNCTIONS)
-    execute(conn, KEY_OBJECT_FUNCTION)
     execute(conn, FOLD_FUNCTION)
 
 
@@ -320,7 +307,8 @@ def build_llm(ctx: Any, step: str, meta: PgMeta, *, batch: int) -> dict[str, Any
     insert = _STAGE_LLM.format(
         llm=LLM, columns=", ".join(_LLM_COLUMNS), order=order, src_id="id" if key == ("id",) else "NULL::bigint",
         **col, statuses=", ".join(f"'{s}'" for s in sorted(canonical.VALID_STATUSES)),
-        identity=identity_sql("ck", "base"), plain=_PLAIN, base_ok=_BASE_OK, object_ok=_OBJECT_OK)
+        identity=identity_sql("ck", "base"), plain=_PLAIN, base_clean=_CLEAN.format(t="base"),
+        value_clean=_CLEAN.format(t="value"), value=_value_sql("api_key", "shape"), shape=_shape_sql(col["api_key"]))
     total = int(scalar(conn, "SELECT COUNT(*) FROM tenant_llm") or 0)
     progress = ctx.progress(step, total, unit="tenant_llm rows staged")
     seq = 0
@@ -345,38 +333,59 @@ def build_llm(ctx: Any, step: str, meta: PgMeta, *, batch: int) -> dict[str, Any
     return info
 
 
-# Rows the server stages itself (how > 0), by the rules of canonical.py (checked against it by the tests):
-# a plain key (how 1: its first character an ASCII letter or digit, so not JSON) or an object of
-# "api_key" (a string or null) and "is_tools" only (how 2: parsed once, j), with a base URL that JSON
-# would not escape (no '"', '\\' or control character U+0001-U+001F; U+007F too, to be safe). Code
-# points, not the locale, decide. The other rows (how 0) go through Python: _compute_slow_rows.
+# Rows the server stages itself (how > 0), by the rules of canonical.py (checked against it by the tests),
+# with a base URL that JSON would not escape (no '"', '\\' or control character U+0001-U+001F; U+007F
+# too, to be safe; code points, not the locale, decide):
+# * how 1, a plain key: its first character an ASCII letter or digit, so not JSON;
+# * how 2, a key object as RAGFlow writes it (json.dumps' spacing): {"api_key": "…"}, optionally followed
+#   by "is_tools": true or false, the value without '"', '\\' or control characters, so without escapes:
+#   the text between the quotes is the key itself (shape 1-3 below; LIKE, no JSON parsing).
+# The other rows (how 0) go through Python: _compute_slow_rows.
 _PLAIN = ("(api_key IS NULL OR api_key = '' OR ascii(api_key) BETWEEN 48 AND 57 OR ascii(api_key) BETWEEN 65 AND 90 "
           "OR ascii(api_key) BETWEEN 97 AND 122)")
-_BASE_OK = "(strpos(base, '\"') = 0 AND strpos(base, '\\') = 0 AND base !~ '[\\x01-\\x1f\\x7f]')"
-_OBJECT_OK = ("(j IS NOT NULL AND COALESCE(jsonb_typeof(j -> 'api_key'), 'null') IN ('string', 'null') "
-              "AND NOT EXISTS (SELECT 1 FROM jsonb_object_keys(j) k WHERE k NOT IN ('api_key', 'is_tools')))")
+_CLEAN = "(strpos({t}, '\"') = 0 AND strpos({t}, '\\') = 0 AND {t} !~ '[\\x01-\\x1f\\x7f]')"
+_KEY_PREFIX = '{"api_key": "'
+#: shape -> (LIKE pattern with %% for the value, the text after the value); '_' escaped for LIKE
+_KEY_SHAPES = {1: '"}', 2: '", "is_tools": true}', 3: '", "is_tools": false}'}
+
+
+def _shape_sql(key: str) -> str:
+    like = {n: (_KEY_PREFIX + "%%" + tail).replace("_", "\\_") for n, tail in _KEY_SHAPES.items()}
+    whens = " ".join(f"WHEN {key} LIKE '{like[n]}' THEN {n}" for n in _KEY_SHAPES)
+    return f"CASE WHEN left({key}, 1) <> '{{' THEN 0 {whens} ELSE 0 END"
+
+
+def _value_sql(key: str, shape: str) -> str:
+    """The text between the quotes of a key object of ``shape`` (None for 0)."""
+    start = len(_KEY_PREFIX) + 1
+    return ("CASE " + " ".join(f"WHEN {shape} = {n} THEN substr({key}, {start}, char_length({key}) - {start - 1 + len(tail)})"
+                               for n, tail in _KEY_SHAPES.items()) + " END")
+
+
 # m_extra (canonical.legacy_model_extra): is_tools when exactly true, max_tokens when positive, json.dumps' spacing.
+# OFFSET 0 keeps each level a subquery of its own: flattened, every mention of shape or value would
+# evaluate its CASE again.
 _STAGE_LLM = """
 INSERT INTO {llm} ({columns}, fast)
 SELECT %s + row_number() OVER (ORDER BY {order}), src_id, tenant_id, llm_factory, llm_name, model_type, api_key,
        api_base, max_tokens, status, CASE WHEN status IN ({statuses}) THEN 1 ELSE 0 END,
        CASE WHEN how > 0 THEN {identity} ELSE ''::bytea END,
-       CASE WHEN how = 2 AND j ? 'is_tools' THEN 1 ELSE 0 END,
+       CASE WHEN how = 2 AND shape > 1 THEN 1 ELSE 0 END,
        CASE WHEN how = 0 THEN ''
             WHEN tools AND COALESCE(max_tokens, 0) > 0 THEN '{{"is_tools": true, "max_tokens": ' || max_tokens || '}}'
             WHEN tools THEN '{{"is_tools": true}}'
             WHEN COALESCE(max_tokens, 0) > 0 THEN '{{"max_tokens": ' || max_tokens || '}}'
             ELSE '{{}}' END,
        CASE WHEN how > 0 AND base <> '' THEN '{{"base_url": "' || base || '"}}' ELSE '' END, 0, how > 0
-FROM (SELECT r.*, CASE WHEN how = 2 THEN COALESCE(j ->> 'api_key', '') ELSE COALESCE(api_key, '') END AS ck,
-             (how = 2 AND j -> 'is_tools' = 'true'::jsonb) AS tools
-      FROM (SELECT r.*, CASE WHEN NOT (base = '' OR {base_ok}) THEN 0 WHEN {plain} THEN 1
-                             WHEN {object_ok} THEN 2 ELSE 0 END AS how
-            FROM (SELECT {src_id} AS src_id, {tenant_id} AS tenant_id, {llm_factory} AS llm_factory,
-                         {llm_name} AS llm_name, {model_type} AS model_type, {api_key} AS api_key, {api_base} AS api_base,
-                         {max_tokens} AS max_tokens, {status} AS status, COALESCE({api_base}, '') AS base,
-                         CASE WHEN ltrim({api_key}, E' \\t\\n\\r') LIKE '{{%%' THEN pg_temp.rm_key_object({api_key}) END AS j
-                  FROM tenant_llm WHERE {{cond}}) r) r) r
+FROM (SELECT r.*, CASE WHEN how = 2 THEN value ELSE COALESCE(api_key, '') END AS ck, (how = 2 AND shape = 2) AS tools
+      FROM (SELECT r.*, CASE WHEN NOT (base = '' OR {base_clean}) THEN 0 WHEN {plain} THEN 1
+                             WHEN shape > 0 AND {value_clean} THEN 2 ELSE 0 END AS how
+            FROM (SELECT r.*, {value} AS value
+                  FROM (SELECT {src_id} AS src_id, {tenant_id} AS tenant_id, {llm_factory} AS llm_factory,
+                               {llm_name} AS llm_name, {model_type} AS model_type, {api_key} AS api_key,
+                               {api_base} AS api_base, {max_tokens} AS max_tokens, {status} AS status,
+                               COALESCE({api_base}, '') AS base, {shape} AS shape
+                        FROM tenant_llm WHERE {{cond}} OFFSET 0) r OFFSET 0) r OFFSET 0) r) r
 """
 
 
