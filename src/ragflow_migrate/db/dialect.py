@@ -102,6 +102,9 @@ DEADLOCK = 1213
 READ_ONLY = {1290, 1836}  # --read-only / super_read_only; read-only transaction
 ALGORITHM_NOT_SUPPORTED = {1845, 1846, 4092}  # 4092: MySQL's 64-row-version limit for INSTANT
 DUPLICATE_KEY = 1062
+#: A DDL statement found its change made already (table exists, duplicate column or index name, a
+#: column or index or table to drop that is gone): another session did it after we read the schema.
+ALREADY_DONE = {1050, 1051, 1060, 1061, 1091}
 DATA_TOO_LONG = 1406
 
 

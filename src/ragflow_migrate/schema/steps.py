@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import events
+from ..db import dialect
 from ..errors import DriftError
 from ..steps import RunContext, Step, StepPlan, StepResult
 from . import chain, history, widenings
@@ -46,14 +47,47 @@ def run_operations(ctx: RunContext, step: str, operations: list[Operation], expe
         for notice in op.notices(live):
             ctx.notice(step, notice)
         statements = [s for s in op.statements(live, expected) if s.needed is None or s.needed(ctx)]
+        count += _run_statements(ctx, step, op, live, expected, statements)
+        if statements and getattr(op, "table", None):
+            _refresh(ctx, live, op.table)
+    return count
+
+
+def _refresh(ctx: RunContext, live: Snapshot, table: str) -> None:
+    fresh = ctx.live_schema(tables=[table])
+    if table in fresh.tables:
+        live.tables[table] = fresh.tables[table]
+    else:
+        live.tables.pop(table, None)
+
+
+def _run_statements(ctx: RunContext, step: str, op: Operation, live: Snapshot, expected: Snapshot,
+                    statements: list[Any]) -> int:
+    """Run an operation's statements. One that finds its change made already (a killed runner's
+    last statement, still running on the server when this run read the schema, finished since) is
+    not an error: the table is read again and what the operation still needs is run instead."""
+    count = 0
+    for attempt in range(3):
         for statement in statements:
             ctx.checkpoint()
-            execute_statement(ctx, step, statement)
+            try:
+                execute_statement(ctx, step, statement)
+            except Exception as exc:  # noqa: BLE001 - re-raised below unless it is "already done"
+                table = getattr(op, "table", None)
+                if dialect.error_code(exc) not in dialect.ALREADY_DONE or table is None or attempt == 2:
+                    raise
+                _refresh(ctx, live, table)
+                again = [s for s in op.statements(live, expected) if s.needed is None or s.needed(ctx)]
+                if again and again[0].sql == statement.sql:
+                    raise  # still needed as it was: a real error
+                ctx.log.warning(events.STEP_WAITING, step=step, reason=f"{table} changed since it was read "
+                                f"({dialect.error_text(exc)}); read again, {len(again)} statement(s) left",
+                                attempt=attempt + 1)
+                statements = again
+                break
             count += 1
-        if statements and getattr(op, "table", None):
-            fresh = ctx.live_schema(tables=[op.table])
-            if op.table in fresh.tables:
-                live.tables[op.table] = fresh.tables[op.table]
+        else:
+            return count
     return count
 
 

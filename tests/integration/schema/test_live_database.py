@@ -153,3 +153,34 @@ def test_new_tables_follow_the_existing_tables_collation(database, ragflow_schem
         "SELECT DISTINCT TABLE_COLLATION FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
         "AND TABLE_NAME NOT LIKE 'ragflow\\_migrate\\_%%'", (database.name,))}
     assert collations == {"utf8mb4_unicode_ci"}
+
+
+def test_a_change_made_after_the_schema_was_read_is_not_an_error(database, ragflow_schema):
+    """A killed runner's last DDL can still be running on the server when the next run reads the
+    schema (the lock's own session ended at once), and finish after: the next run's CREATE TABLE
+    then finds the table there (seen in CI: "Table 'file_commit' already exists", exit 7). The step
+    reads the table again and carries on."""
+    from ragflow_migrate import logs
+    from ragflow_migrate.runner import close_context, open_context
+    from ragflow_migrate.schema.operations import CreateTable
+    from ragflow_migrate.schema.steps import run_operations
+
+    database.load_sql(ragflow_schema("v0.26.0"))
+    migration = next(m for m in chain.replay() if m.name == chain.migration_name("v0.26.4"))
+    create = next(op for op in migration.operations if isinstance(op, CreateTable) and op.table == "file_commit")
+    logs.configure(fmt="json", level="info", stream=io.StringIO())
+    ctx = open_context(load_settings({}, database.env), logs.get_logger(), "stale-read", wait=False)
+    try:
+        stale = ctx.live_schema()
+        # the "killed runner's" CREATE, landing after this run's read
+        database.query(create.statements(stale, migration.expected)[0].sql)
+        read = ctx.live_schema
+        ctx.live_schema = lambda tables=None: stale if tables is None else read(tables=tables)
+        run_operations(ctx, "schema v0.26.4", migration.operations, migration.expected)
+    finally:
+        close_context(ctx)
+    assert live_snapshot(database.connect(), database.name).table("file_commit") is not None
+    for table in ("file_commit", "file_commit_item"):
+        got = database.query("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
+                             "AND TABLE_NAME = %s", (database.name, table))
+        assert got == [(1,)] or got == ((1,),), (table, got)
