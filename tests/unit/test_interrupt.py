@@ -10,7 +10,7 @@ import textwrap
 # while structlog holds the stream's lock. A handler that logged from inside would wait for that lock
 # forever.
 _CHILD = textwrap.dedent("""
-    import os, signal, sys
+    import os, signal, sys, threading
     from ragflow_migrate import events, interrupt, logs
 
     class Stream:
@@ -27,6 +27,9 @@ _CHILD = textwrap.dedent("""
     log = logs.get_logger()
     interrupt.install(lambda name: log.warning(events.SIGNAL_RECEIVED, signal=name))
     log.info(events.STEP_SKIPPED, step="schema:v0.21.0", reason="already applied")
+    for thread in threading.enumerate():  # the report, written by its own thread: let it finish first
+        if thread is not threading.main_thread():
+            thread.join(10)
     print("requested", interrupt.requested(), flush=True)
 """)
 
