@@ -133,6 +133,21 @@ def identity_of_key(api_key: str | None, base_url: str | None) -> bytes:
     return instance_identity(canonical_key(api_key), base_url)
 
 
+def staged_key_row(info: dict[str, Any], seq: int, api_key: str | None, api_base: str | None, max_tokens: Any,
+                   src_id: Any, tenant_id: Any, factory: Any, llm_name: Any) -> tuple:
+    """A legacy row the server could not stage itself: (seq, identity, has_is_tools, model extra,
+    instance extra, broken_json); a key that looks like broken JSON is counted in ``info``
+    (``broken_json``, and up to 10 ``broken_sample``: its id, else its natural key)."""
+    broken = looks_like_broken_json(api_key)
+    if broken:
+        info["broken_json"] += 1
+        if len(info["broken_sample"]) < 10:
+            info["broken_sample"].append(src_id if src_id is not None else
+                                         {"tenant_id": tenant_id, "llm_factory": factory, "llm_name": llm_name})
+    return (seq, identity_of_key(api_key, api_base), int(key_has_is_tools(api_key)),
+            legacy_model_extra(api_key, max_tokens), instance_extra(api_base), int(broken))
+
+
 def instance_base_url(extra: str | None) -> str:
     """The ``base_url`` an instance's ``extra`` holds ('' when none or when extra is not an object)."""
     obj = _parse_object(extra) if extra else None

@@ -410,18 +410,7 @@ def _compute_slow_rows(ctx: Any, info: dict[str, Any], batch: int) -> None:
                      f"FROM {LLM} WHERE NOT fast AND seq > %s ORDER BY seq LIMIT %s", (last, max(1000, batch)))
         if not page:
             break
-        rows = []
-        for seq, api_key, api_base, max_tokens, src_id, tenant_id, factory, llm_name in page:
-            broken = canonical.looks_like_broken_json(api_key)
-            if broken:
-                info["broken_json"] += 1
-                if len(info["broken_sample"]) < 10:
-                    info["broken_sample"].append(src_id if src_id is not None else
-                                                 {"tenant_id": tenant_id, "llm_factory": factory,
-                                                  "llm_name": llm_name})
-            rows.append((seq, canonical.identity_of_key(api_key, api_base), int(canonical.key_has_is_tools(api_key)),
-                         canonical.legacy_model_extra(api_key, max_tokens), canonical.instance_extra(api_base),
-                         int(broken)))
+        rows = [canonical.staged_key_row(info, *row) for row in page]
         execute(conn, f"TRUNCATE {_FIX}")
         copy_rows(conn, _FIX, ("seq", "ikey", "has_is_tools", "m_extra", "inst_extra", "broken_json"), rows)
         execute(conn, f"UPDATE {LLM} s SET ikey = f.ikey, has_is_tools = f.has_is_tools, m_extra = f.m_extra, "
