@@ -174,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_id = logs.new_run_id()
     key = _handler_key(args)
     report_verb = key in REPORT_COMMANDS or (key == "run" and args.dry_run)
-    stream = sys.stderr if report_verb else sys.stdout
+    stream = logs.STDERR if report_verb else logs.STDOUT  # followed at each write, never a snapshot
     logs.bind_run(run_id)
     # Until the settings are read, log in the format asked for by flag or variable, if valid.
     early_format = args.log_format or (env_flag("log_format") or "auto").lower()

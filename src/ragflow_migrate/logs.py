@@ -89,25 +89,35 @@ def _json_dumps(obj: Any, **_ignored: Any) -> str:
     return json.dumps(obj, default=str, ensure_ascii=False, separators=(",", ":"))
 
 
-class _CurrentStdout:
-    """``sys.stdout`` as it is at each write, not as it was when logging was configured.
+class _CurrentStream:
+    """``sys.stdout`` (or ``sys.stderr``) as it is at each write, not as it was at configuration.
 
-    Whoever swaps ``sys.stdout`` later (a test's capture, an embedding program) keeps receiving
+    Whoever swaps the stream later (a test's capture, an embedding program) keeps receiving
     the logs, and a stream closed since configuration is never written to.
     """
 
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def _target(self) -> TextIO:
+        return getattr(sys, self.name)
+
     def write(self, text: str) -> int:
-        return sys.stdout.write(text)
+        return self._target().write(text)
 
     def flush(self) -> None:
-        sys.stdout.flush()
+        self._target().flush()
 
     def isatty(self) -> bool:
-        return getattr(sys.stdout, "isatty", lambda: False)()
+        return getattr(self._target(), "isatty", lambda: False)()
 
     @property
     def encoding(self) -> str | None:
-        return getattr(sys.stdout, "encoding", None)
+        return getattr(self._target(), "encoding", None)
+
+
+STDOUT: TextIO = _CurrentStream("stdout")  # type: ignore[assignment]
+STDERR: TextIO = _CurrentStream("stderr")  # type: ignore[assignment]
 
 
 def configure(
@@ -117,7 +127,7 @@ def configure(
     secrets: Iterable[str] = (),
 ) -> None:
     """Set up structlog and route the standard library's loggers through it."""
-    stream = stream or _CurrentStdout()
+    stream = stream or STDOUT
     if fmt == "auto":
         fmt = "console" if getattr(stream, "isatty", lambda: False)() else "json"
     renderer: Any

@@ -80,3 +80,20 @@ def test_default_stream_is_stdout_at_each_write(monkeypatch):
     monkeypatch.setattr(sys, "stdout", second)
     logs.get_logger().info(events.STEP_SKIPPED, step="schema:v0.21.0", reason="already applied")
     assert json.loads(second.getvalue())["event"] == events.STEP_SKIPPED
+
+
+def test_the_cli_logs_to_the_stream_of_each_write_not_of_its_start(monkeypatch):
+    """An in-process CLI run leaves logging configured; a later capture still receives it (CI failure)."""
+    from ragflow_migrate import cli
+
+    firsts = {name: io.StringIO() for name in ("stdout", "stderr")}
+    for name, stream in firsts.items():
+        monkeypatch.setattr(sys, name, stream)
+    cli.main(["data", "--list-stages", "--host", "203.0.113.1", "--termination-log", "/dev/null"])
+    seconds = {name: io.StringIO() for name in ("stdout", "stderr")}
+    for name, stream in seconds.items():
+        firsts[name].close()  # the capture of that run has ended
+        monkeypatch.setattr(sys, name, stream)
+    logs.get_logger().info(events.STEP_SKIPPED, step="schema:v0.21.0", reason="already applied")
+    lines = (seconds["stdout"].getvalue() + seconds["stderr"].getvalue()).splitlines()
+    assert [json.loads(line)["event"] for line in lines] == [events.STEP_SKIPPED]
