@@ -29,6 +29,8 @@ _SPECS = (
               ("lock", "holder", "waited_s", "timeout_s", "node")),
     EventSpec("lock.acquired", "this run holds the advisory lock (on a cluster: the nodes locked and the lease token)",
               ("lock", "connection_id", "waited_s", "topology", "nodes", "lease_token")),
+    EventSpec("lock.draining", "the lock is held, but statements an earlier runner sent (a killed runner's last, "
+              "still running on the server) are awaited before the first read", ("lock", "sessions", "waited_s")),
     EventSpec("lock.released", "the advisory lock was released", ("lock", "held_s")),
     EventSpec("lock.lost", "the connection holding the lock is gone; the run stops", ("lock", "reason")),
     EventSpec("preflight.finished", "every pending step was checked before the first write (blockers stop the run)",
@@ -66,6 +68,7 @@ DB_READY = "db.ready"
 DB_CREATED = "db.created"
 LOCK_WAITING = "lock.waiting"
 LOCK_ACQUIRED = "lock.acquired"
+LOCK_DRAINING = "lock.draining"
 LOCK_RELEASED = "lock.released"
 LOCK_LOST = "lock.lost"
 PREFLIGHT_FINISHED = "preflight.finished"

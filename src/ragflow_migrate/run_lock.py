@@ -10,6 +10,10 @@ still does. This class owns the lifecycle around it, identical for all of them:
 * the wait is bounded (``--lock-timeout``) and polled in slices (``--lock-poll``); the first try
   does not wait, so a runner that has to wait names the holder at once; every slice that ends
   without the lock logs the holder; the timeout's error names it too;
+* once the lock is held, statements an earlier runner's work sessions are still running are
+  awaited (:meth:`RunLock._drain`): a runner killed mid-statement frees the lock at once (its idle
+  lock session ends), while the server finishes that statement on the work session (it notices
+  the missing client only when it answers), a DDL committing behind the next runner's back;
 * :meth:`RunLock.verify` (before every step) raises :class:`LockLostError` once the lock's
   session failed or no longer holds it, and closes that session.
 """
@@ -73,6 +77,11 @@ class RunLock:
     def _error_text(self, exc: BaseException) -> str:
         return str(exc)
 
+    def in_flight(self) -> list[dict[str, Any]]:
+        """Statements other runners' work sessions are running now, as ``{"id", "time_s",
+        "statement"}`` (``time_s``: how long it has run); empty where the server cannot tell."""
+        return []
+
     def _event_fields(self) -> dict[str, Any]:
         """Extra fields of this lock's acquired / waiting events."""
         return {}
@@ -103,6 +112,7 @@ class RunLock:
             slice_s = 0.0 if tries == 0 else max(0.0, min(self.settings.lock_poll, timeout - waited))
             tries += 1
             if self._try(slice_s):
+                self._drain(started, timeout)
                 self.acquired_at = time.monotonic()
                 if self.announce:
                     self.log.info(events.LOCK_ACQUIRED, lock=self.name, connection_id=self.connection_id,
@@ -114,6 +124,38 @@ class RunLock:
                 raise self._timeout_error(holder, timeout)
             self.log.info(events.LOCK_WAITING, lock=self.name, holder=holder, waited_s=round(waited, 1),
                           timeout_s=timeout, **self._event_fields())
+
+    def _drain(self, started: float, timeout: float) -> None:
+        """Wait (within what is left of ``timeout``, at least one poll slice) until every statement
+        another runner was running when the lock came is over: a session gone, idle or running
+        something else. Statements started later are not awaited (a runner without the lock only
+        reads). A drain that outlasts its time is a lock timeout: nothing was changed."""
+        pending = {s["id"]: s for s in self.in_flight()}
+        if not pending:
+            return
+        drain_started = time.monotonic()
+        deadline = max(started + timeout, drain_started + self.settings.lock_poll)
+        logged = -1.0
+        while pending:
+            waited = time.monotonic() - drain_started
+            if waited - logged >= self.settings.lock_poll:
+                logged = waited
+                self.log.warning(events.LOCK_DRAINING, lock=self.name, sessions=list(pending.values()),
+                                 waited_s=round(waited, 1))
+            if time.monotonic() >= deadline:
+                first = next(iter(pending.values()))
+                raise LockTimeoutError(
+                    f"lock {self.name!r} acquired, but a statement an earlier runner sent is still running "
+                    f"after {waited:.0f}s (session {first['id']}: {first['statement']})",
+                    hint="a killed runner's last statement goes on until the server finishes it; run again "
+                    "once it is over (nothing was changed), or raise --lock-timeout",
+                    holder={"sessions": list(pending.values())},
+                )
+            interrupt.check()
+            time.sleep(min(0.2, self.settings.lock_poll))
+            now = {s["id"]: s for s in self.in_flight()}
+            pending = {i: s for i, s in pending.items()
+                       if i in now and now[i]["statement"] == s["statement"] and now[i]["time_s"] >= s["time_s"]}
 
     def release(self) -> None:
         if self.conn is None:

@@ -5,6 +5,9 @@ RAGFlow holds the same key (1241179007), and advisory locks are per database."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -153,3 +156,102 @@ def test_describe_holder():
     assert describe_holder(None) == "nobody"
     assert describe_holder({"pid": 7, "user": "rag_flow", "host": None, "application_name": ""}) == (
         "backend pid 7 (rag_flow), not a ragflow-migrate runner: RAGFlow or another client")
+
+
+# A runner killed mid-statement: it holds the lock and sends a long statement on its work session
+# (``tune``: as the runner sets it up, where the server ends a statement whose client is gone).
+_KILLED_RUNNER = """
+import dataclasses, os, sys
+from ragflow_migrate.backends import postgres
+from ragflow_migrate.backends.postgres.connect import connect, execute
+from ragflow_migrate.backends.postgres.lock import PgAdvisoryLock
+from ragflow_migrate.config import load_settings
+
+class Quiet:
+    def __getattr__(self, _name):
+        return lambda *a, **k: None
+
+settings = load_settings({"db_type": "postgres"}, dict(os.environ))
+work = connect(settings)
+if sys.argv[2] == "tuned":
+    postgres.PostgresBackend().tune(work, None, Quiet())
+lock = PgAdvisoryLock(settings, Quiet(), "run-killed")
+lock.acquire()
+print("ready", flush=True)
+execute(work, "SELECT pg_sleep(%s)", (int(sys.argv[1]),))
+"""
+
+
+def _kill_mid_statement(settings, seconds: int, how: str) -> float:
+    env = {**os.environ, "DB_TYPE": "postgres", "POSTGRES_HOST": settings.host, "POSTGRES_PORT": str(settings.port),
+           "POSTGRES_USER": settings.user, "POSTGRES_PASSWORD": settings.password.reveal(),
+           "POSTGRES_DBNAME": settings.database, "RAGFLOW_MIGRATE_LOCK_NAME": settings.lock_name,
+           "POD_NAME": "pod-killed"}
+    child = subprocess.Popen([sys.executable, "-c", _KILLED_RUNNER, str(seconds), how], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "ready", child.stderr.read()
+    time.sleep(0.3)
+    ends = time.monotonic() + seconds - 0.3
+    child.kill()
+    child.communicate(timeout=10)
+    return ends
+
+
+def _sleepers(settings) -> list:
+    conn = connect(settings)
+    try:
+        return conn.execute("SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%%' "
+                            "AND pid <> pg_backend_pid()").fetchall()
+    finally:
+        conn.close()
+
+
+def test_a_killed_runners_running_statement_is_awaited_before_the_lock_is_given(pg_settings):
+    ends = _kill_mid_statement(pg_settings, 3, "untuned")
+    b = _lock(pg_settings, "pod-b", lock_timeout=20, lock_poll=0.5)
+    with capture_logs() as captured:
+        b.acquire()
+    try:
+        assert ends - 0.2 <= time.monotonic() < ends + 3
+        draining = [e for e in captured if e["event"] == events.LOCK_DRAINING]
+        assert draining and draining[0]["sessions"][0]["statement"] == "SELECT pg_sleep($1)"
+        assert not _sleepers(pg_settings)
+    finally:
+        b.release()
+
+
+def test_a_tuned_work_session_ends_its_statement_when_its_runner_is_killed(pg_settings):
+    """client_connection_check_interval: the server gives up a dead client's statement by itself."""
+    _kill_mid_statement(pg_settings, 30, "tuned")
+    deadline = time.monotonic() + 5
+    while _sleepers(pg_settings):
+        assert time.monotonic() < deadline, "the killed runner's statement is still running"
+        time.sleep(0.1)
+    b = _lock(pg_settings, "pod-b", lock_timeout=5, lock_poll=0.5)
+    b.acquire()
+    b.release()
+
+
+def test_other_waiters_on_the_lock_are_not_awaited(pg_settings):
+    """Two runners queue behind A; the one that gets the lock does not wait for the other's queued
+    pg_advisory_lock (an active statement of a ragflow-migrate session, but a lock session's)."""
+    a = _lock(pg_settings, "pod-a")
+    a.acquire()
+    got: list[float] = []
+
+    def wait(pod: str) -> None:
+        lock = _lock(pg_settings, pod, lock_timeout=20, lock_poll=10)
+        lock.acquire()
+        got.append(time.monotonic())
+        time.sleep(2)
+        lock.release()
+
+    threads = [threading.Thread(target=wait, args=(pod,)) for pod in ("pod-w1", "pod-w2")]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)  # both are queued in pg_advisory_lock behind A
+    released = time.monotonic()
+    a.release()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(got) == 2 and min(got) - released < 1.0

@@ -20,6 +20,9 @@ import threading
 
 COM_QUERY = 0x03
 
+#: The comment the tool starts each statement with (db.connect.statement_tag).
+_TAG = re.compile(rb"^/\* ragflow-migrate \w+ \w+ \*/ ")
+
 
 class MySQLProxy:
     def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
@@ -49,6 +52,7 @@ class MySQLProxy:
             self._rule = None
 
     def _should_cut(self, statement: bytes) -> bool:
+        statement = _TAG.sub(b"", statement, count=1)  # as the tool wrote it, without its session tag
         with self._mutex:
             if self._rule is None or not self._rule[0].search(statement):
                 return False

@@ -176,7 +176,7 @@ class ClusterLock(RunLock):
             host, _sep, port = address.rpartition(":")
             node_settings = dataclasses.replace(self.settings, host=host.strip("[]"), port=int(port))
             try:
-                conn = db.connect(node_settings)
+                conn = db.connect(node_settings, role="lock")
             except (pymysql.err.MySQLError, OSError) as exc:
                 self.log.warning(events.STEP_NOTICE, step="lock", message=f"cluster node {address} cannot be "
                                  f"reached ({dialect.describe_connect_error(exc)[1]}): its GET_LOCK is not taken")
@@ -220,7 +220,7 @@ class ClusterLock(RunLock):
         self.node_locked = True
 
     def _open_lease_connection(self) -> None:
-        self.conn = db.connect(self.settings, read_timeout=None)
+        self.conn = db.connect(self.settings, read_timeout=None, role="lock")
         self.connection_id = int(db.query_one(self.conn, "SELECT CONNECTION_ID()")[0])
         causal_reads(self.conn, self.topology)
         exists = db.query_one(self.conn, "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
@@ -307,7 +307,7 @@ class ClusterLock(RunLock):
         while not self._stop.wait(max(0.5, self.settings.lease_ttl / 4)):
             try:
                 if conn is None:
-                    conn = db.connect(self.settings, read_timeout=None)
+                    conn = db.connect(self.settings, read_timeout=None, role="lock")
                 changed = db.execute(conn, f"UPDATE {_Q} SET beat = beat + 1, beat_at = UTC_TIMESTAMP() "
                                      "WHERE lock_name = %s AND token = %s", (self.name, self.token))
                 if changed == 0:

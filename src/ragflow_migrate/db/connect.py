@@ -4,13 +4,17 @@ Each connection is a plain pymysql connection (never a pool, never a silent reco
 in the session of :func:`dialect.session_init_sql`, announcing itself to the server with the
 connection attributes ``program_name=ragflow-migrate`` and ``instance=<pod name>``. Its only
 difference from pymysql's own: bound strings are escaped by :func:`dialect.escape_string` (the
-same text, faster; pinned pymysql 1.2.4 escapes every bound value through ``Connection.escape``).
+same text, faster; pinned pymysql 1.2.4 escapes every bound value through ``Connection.escape``),
+and each statement starts with a comment naming the session's role and this process
+(:func:`statement_tag`), so that the next runner sees what a killed one left running
+(``information_schema.PROCESSLIST``, which shows no connection attributes on MariaDB).
 """
 
 from __future__ import annotations
 
 import os
 import ssl as ssl_module
+import uuid
 from typing import Any
 
 import pymysql
@@ -23,11 +27,26 @@ from ..errors import ConfigError
 from . import dialect
 
 PROGRAM_NAME = "ragflow-migrate"
+#: This process among all runners (a container's pid is the same at every restart).
+PROCESS_TOKEN = uuid.uuid4().hex[:12]
+
+
+def statement_tag(role: str, token: str = PROCESS_TOKEN) -> str:
+    """The comment every statement of a ``role`` ("work" or "lock") session starts with; with
+    ``token=""``, what every such session's statements start with, whichever process sent them."""
+    return f"/* {PROGRAM_NAME} {role} {token} */ " if token else f"/* {PROGRAM_NAME} {role} "
 
 
 class Connection(pymysql.connections.Connection):
     """pymysql's connection, escaping bound strings with :func:`dialect.escape_string` (pymysql's
     cursors escape every bound value with :meth:`escape`; anything but a ``str`` keeps its own)."""
+
+    tag = ""
+
+    def query(self, sql: Any, unbuffered: bool = False) -> int:
+        if self.tag and isinstance(sql, str):
+            sql = self.tag + sql
+        return super().query(sql, unbuffered)
 
     def escape(self, obj: Any, mapping: Any = None) -> str:
         if type(obj) is str and not self.server_status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES:
@@ -42,8 +61,10 @@ def connect(
     autocommit: bool = True,
     lock_wait_timeout: float | None = None,
     read_timeout: float | None = None,
+    role: str = "work",
 ) -> pymysql.connections.Connection:
-    """Open one connection. ``database=False`` connects without selecting the database."""
+    """Open one connection. ``database=False`` connects without selecting the database; ``role``
+    is "work" (statements that change the database, or read it) or "lock" (a run lock's session)."""
     if settings.db_type != "mysql":  # pymysql never talks to another backend's server
         raise ConfigError(f"internal: a MySQL connection was asked for a {settings.db_type} database")
     params: dict[str, Any] = {
@@ -75,6 +96,7 @@ def connect(
         context = ssl_module.create_default_context(cafile=settings.ssl_ca)
         params["ssl"] = context
     conn = Connection(**params)
+    conn.tag = statement_tag(role)
     # Published to other sessions (performance_schema.session_connect_attrs on MySQL).
     conn._connect_attrs.update(
         {"instance": settings.instance, "tool_version": __version__, "_pid": str(os.getpid())}

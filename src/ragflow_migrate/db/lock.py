@@ -41,6 +41,14 @@ _HOLDER_DDL = f"""CREATE TABLE IF NOT EXISTS {dialect.quote(HOLDER_TABLE)} (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"""
 
 
+def _untagged(statement: Any) -> str:
+    """A statement as it was written, without the session tag of :func:`db.statement_tag`."""
+    text = statement.decode("utf-8", "replace") if isinstance(statement, bytes) else str(statement or "")
+    if text.startswith("/* ") and " */ " in text:
+        text = text.split(" */ ", 1)[1]
+    return text
+
+
 class AdvisoryLock(RunLock):
     """``with AdvisoryLock(settings, log, run_id) as lock: ... lock.verify() ...``"""
 
@@ -65,7 +73,7 @@ class AdvisoryLock(RunLock):
     # -- the server's side of the lifecycle (run_lock.RunLock) ----------------------------------
 
     def _open(self) -> None:
-        self.conn = db.connect(self.settings, read_timeout=None)
+        self.conn = db.connect(self.settings, read_timeout=None, role="lock")
         self.connection_id = int(db.query_one(self.conn, "SELECT CONNECTION_ID()")[0])
         self._publish()
 
@@ -101,6 +109,18 @@ class AdvisoryLock(RunLock):
 
     def _event_fields(self) -> dict[str, Any]:
         return {"node": self.node} if self.node else {}
+
+    def in_flight(self) -> list[dict[str, Any]]:
+        # Work sessions of other runner processes (this one's are idle while it takes the lock)
+        # running a statement; an account sees its own sessions, and every session with PROCESS.
+        rows = db.query(
+            self.conn,
+            "SELECT ID, TIME, LEFT(INFO, 300) FROM information_schema.PROCESSLIST "
+            "WHERE ID <> CONNECTION_ID() AND DB = DATABASE() AND COMMAND <> 'Sleep' AND INFO LIKE %s "
+            "AND INFO NOT LIKE %s",
+            (db.statement_tag("work", token="") + "%", db.statement_tag("work") + "%"),
+        )
+        return [{"id": int(r[0]), "time_s": int(r[1] or 0), "statement": _untagged(r[2])} for r in rows]
 
     def close(self) -> None:
         db.close_quietly(self.conn)

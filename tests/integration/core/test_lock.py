@@ -155,6 +155,103 @@ def test_a_run_whose_lock_connection_dies_stops_with_lock_lost(database, ragflow
     assert again.code == 0, again.stdout
 
 
+# A runner killed mid-statement: it holds the lock and sends a long statement on its work session.
+_KILLED_RUNNER = """
+import sys
+from ragflow_migrate.config import load_settings
+from ragflow_migrate.db import connect as db
+from ragflow_migrate.db.lock import AdvisoryLock
+
+class Quiet:
+    def __getattr__(self, _name):
+        return lambda *a, **k: None
+
+settings = load_settings({"lock_name": sys.argv[1]}, dict(__import__("os").environ))
+work = db.connect(settings)
+lock = AdvisoryLock(settings, Quiet(), "run-killed")
+lock.acquire()
+print("ready", flush=True)
+db.query(work, "SELECT SLEEP(%s)", (int(sys.argv[2]),))
+"""
+
+
+def _kill_mid_statement(database, name: str, seconds: float) -> float:
+    """Start a runner that takes the lock and runs a ``seconds``-long statement, SIGKILL it while the
+    statement runs; return when its statement will end (monotonic)."""
+    env = {**database.env, "POD_NAME": "pod-killed"}
+    child = subprocess.Popen([PYTHON, "-c", _KILLED_RUNNER, name, str(seconds)], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "ready", child.stderr.read()
+    time.sleep(0.3)  # the statement is sent
+    ends = time.monotonic() + seconds - 0.3
+    child.kill()
+    child.communicate(timeout=10)
+    return ends
+
+
+def test_a_killed_runners_running_statement_is_awaited_before_the_lock_is_given(database):
+    """The killed runner's lock session ends at once, its statement runs on: the next runner takes the
+    lock only once that statement is over (a DDL committing behind its back broke crash_resume)."""
+    name = f"drain-{database.name}"[:64]
+    ends = _kill_mid_statement(database, name, 3)
+    with capture_logs() as logs:
+        b = AdvisoryLock(settings_for(database, lock_name=name, pod="pod-b", lock_timeout="20", lock_poll="0.5"),
+                         _struct(), "run-b")
+        b.acquire()
+    try:
+        assert time.monotonic() >= ends - 0.2  # not before the statement ended
+        assert time.monotonic() < ends + 3
+        draining = [e for e in logs if e["event"] == events.LOCK_DRAINING]
+        assert draining and draining[0]["sessions"][0]["statement"] == "SELECT SLEEP(3)"
+        assert not database.connect().cursor().execute(
+            "SELECT 1 FROM information_schema.PROCESSLIST WHERE INFO LIKE '%%SLEEP(3)%%' "
+            "AND ID <> CONNECTION_ID()")
+    finally:
+        b.release()
+
+
+def test_a_statement_that_outlasts_the_lock_timeout_is_a_lock_timeout_and_frees_the_lock(database):
+    name = f"drain-timeout-{database.name}"[:64]
+    _kill_mid_statement(database, name, 6)
+    b = AdvisoryLock(settings_for(database, lock_name=name, pod="pod-b", lock_timeout="1", lock_poll="0.5"),
+                     _NullLog(), "run-b")
+    started = time.monotonic()
+    with pytest.raises(LockTimeoutError) as err:
+        b.acquire()
+    assert time.monotonic() - started < 3
+    assert "SELECT SLEEP(6)" in err.value.message and err.value.exit_code == ExitCode.LOCK_TIMEOUT
+    admin = database.connect()
+    try:
+        cur = admin.cursor()
+        cur.execute("SELECT IS_FREE_LOCK(%s)", (name,))
+        assert cur.fetchone()[0] == 1
+    finally:
+        admin.close()
+
+
+def test_lock_sessions_and_this_process_are_not_awaited(database):
+    """Other runners waiting for the lock (GET_LOCK on their lock session) and this process's own
+    sessions are no earlier runner's work."""
+    settings = settings_for(database, lock_timeout="20", lock_poll="0.5")
+    waiter = db.connect(settings, role="lock")
+    own = db.connect(settings)
+    threads = [threading.Thread(target=db.query, args=(c, "SELECT SLEEP(5)")) for c in (waiter, own)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    a = AdvisoryLock(settings, _NullLog(), "run-a")
+    started = time.monotonic()
+    a.acquire()
+    try:
+        assert time.monotonic() - started < 3  # a drain would last until the sleeps end (4.7 s)
+    finally:
+        a.release()
+        for t in threads:
+            t.join()
+        waiter.close()
+        own.close()
+
+
 class _NullLog:
     def __getattr__(self, _name):
         return lambda *a, **k: None

@@ -81,7 +81,10 @@ class PostgresBackend:
         return server.identify(conn)
 
     def tune(self, conn: Any, server_info: Any, log: Any) -> None:
-        return None
+        # A runner killed mid-statement: the server ends the statement (and rolls its transaction
+        # back) within a second or two instead of finishing it for nobody (PostgreSQL 14+).
+        if conn.info.server_version >= 140000:
+            pg.execute(conn, "SET client_connection_check_interval = '1s'")
 
     def close_quietly(self, conn: Any) -> None:
         pg.close_quietly(conn)

@@ -46,6 +46,12 @@ _HOLDER_SQL = (
     "extract(epoch FROM now() - a.backend_start)::bigint "
     f"FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid WHERE {_WHERE_KEY} LIMIT 1"
 )
+_IN_FLIGHT_SQL = (
+    "SELECT a.pid, extract(epoch FROM clock_timestamp() - a.query_start), left(a.query, 300) "
+    "FROM pg_stat_activity a WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() "
+    "AND a.state = 'active' AND a.application_name LIKE %(prefix)s "
+    "AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'advisory')"
+)
 _HOLDS_SQL = f"SELECT EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = pg_backend_pid() AND {_WHERE_KEY})"
 
 
@@ -110,6 +116,13 @@ class PgAdvisoryLock(RunLock):
 
     def _event_fields(self) -> dict[str, Any]:
         return {"key": self.key}
+
+    def in_flight(self) -> list[dict[str, Any]]:
+        # Other runners' sessions running a statement, but for the lock sessions (which hold or
+        # wait for advisory locks): this run's own work session is idle while it takes the lock.
+        assert self.conn is not None
+        rows = query(self.conn, _IN_FLIGHT_SQL, {"prefix": APPLICATION_PREFIX + "%"})
+        return [{"id": int(r[0]), "time_s": float(r[1] or 0), "statement": r[2]} for r in rows]
 
     def close(self) -> None:
         close_quietly(self.conn)
