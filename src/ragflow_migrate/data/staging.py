@@ -75,10 +75,35 @@ _FIX_BODY = """
   `inst_extra` VARCHAR(2048) NOT NULL,
   `broken_json` TINYINT NOT NULL
 """
-# Rows the server stages itself: a plain key (it starts like a word, so it is not JSON) and a base
-# URL that JSON would not escape. Everything else goes through canonical.py.
-_FAST = ("(({key} IS NULL OR {key} = '' OR {key} REGEXP '^[A-Za-z0-9]') AND ({base} IS NULL OR {base} = '' "
-         "OR (LOCATE('\"', {base}) = 0 AND LOCATE('\\\\', {base}) = 0 AND {base} NOT REGEXP '[[:cntrl:]]')))")
+# Rows the server stages itself, by the rules of canonical.py (checked against it by the tests), with a
+# base URL that JSON would not escape (no '"', '\\' or control character):
+# * a plain key: it starts like a word (an ASCII letter or digit), so it is not JSON;
+# Comparisons are of bytes (CAST AS BINARY: no case folding, no PAD SPACE) and lengths, as Python's.
+# * a key object as RAGFlow writes it (json.dumps' spacing): {"api_key": "<v>"}, optionally with
+#   "is_tools": true or false after it, <v> without '"', '\\' or control characters, so without
+#   escapes: <v> is the key itself. Recognised by cutting, not parsing: <v> runs from character 14 to
+#   the first '"', and what follows must be one of the three endings, byte for byte.
+# The other rows go through Python (_compute_slow_rows), which also overwrites what the copy wrote.
+_PLAIN = ("({key} IS NULL OR {key} = '' OR ASCII({key}) BETWEEN 48 AND 57 OR ASCII({key}) BETWEEN 65 AND 90 "
+          "OR ASCII({key}) BETWEEN 97 AND 122)")
+_BASE_CLEAN = ("(COALESCE(CHAR_LENGTH({base}), 0) = 0 OR (LOCATE('\"', {base}) = 0 AND LOCATE('\\\\', {base}) = 0 "
+               "AND {base} NOT REGEXP '[[:cntrl:]]'))")
+#: A plain key with a clean base URL (instances: their stored key; the base URL is in ``extra``).
+_FAST = f"({_PLAIN} AND {_BASE_CLEAN})"
+_KEY_PREFIX = '{"api_key": "'
+_KEY_ENDINGS = ('"}', '", "is_tools": true}', '", "is_tools": false}')  # shapes 1, 2, 3
+
+
+def _key_object_sql(key: str) -> tuple[str, str, str]:
+    """(value, shape, clean) of a key object: the text between the quotes, which of
+    :data:`_KEY_ENDINGS` follows it (1-3; 0: not a key object of RAGFlow's making), and whether the
+    value needs no unescaping (no backslash, no control character)."""
+    value = f"SUBSTRING_INDEX(SUBSTRING({key}, {len(_KEY_PREFIX) + 1}), '\"', 1)"
+    endings = ", ".join(f"'{e}'" for e in _KEY_ENDINGS)
+    shape = (f"IF(CAST(LEFT({key}, {len(_KEY_PREFIX)}) AS BINARY) = '{_KEY_PREFIX}', "
+             f"FIELD(CAST(SUBSTRING({key}, {len(_KEY_PREFIX) + 1} + CHAR_LENGTH({value})) AS BINARY), {endings}), 0)")
+    clean = f"(LOCATE('\\\\', {value}) = 0 AND {value} NOT REGEXP '[[:cntrl:]]')"
+    return value, shape, clean
 
 
 def tenant_llm_key(meta: Meta) -> tuple[str, ...]:
@@ -95,7 +120,7 @@ def build_llm(ctx: Any, step: str, meta: Meta, *, batch: int) -> dict[str, Any]:
     """Fill ``rm_llm`` from ``tenant_llm``; returns counts and broken-JSON samples.
 
     Most keys are plain strings (``sk-…``): their identity and flags are computed by the server
-    in the copy itself (:data:`_FAST`, the same rules as :mod:`.canonical`, checked against it by
+    in the copy itself (:data:`_PLAIN`, :func:`_key_object_sql`, the same rules as :mod:`.canonical`, checked against it by
     the tests). Only the others (JSON keys, odd base URLs) go through Python, a page at a time.
 
     The table lives as long as the connection, so the stages of one run share it: it is rebuilt
@@ -126,18 +151,35 @@ def build_llm(ctx: Any, step: str, meta: Meta, *, batch: int) -> dict[str, Any]:
                           "AND p.`provider_name` = l.`llm_factory` {cp}",
                           ct=meta.collation("tenant_model_provider", "tenant_id"),
                           cp=meta.collation("tenant_model_provider", "provider_name"))
-    fast = _FAST.format(key=col["api_key"], base=col["api_base"])
-    canon = f"COALESCE({col['api_key']}, '')"
-    base = f"COALESCE({col['api_base']}, '')"
+    key_col, base_col, tokens = col["api_key"], col["api_base"], col["max_tokens"]
+    value, shape, clean = _key_object_sql(key_col)
+    plain = _PLAIN.format(key=key_col)
+    fast = f"({_BASE_CLEAN.format(base=base_col)} AND ({plain} OR ({shape} > 0 AND {clean})))"
+    # The other columns as if the row were the server's to stage (Python rewrites the others'), so
+    # each by the least it takes to tell the staged shapes apart: a key object starts with '{', its
+    # is_tools ending with 'e}', its is_tools true with 'true}'.
+    obj = f"LEFT({key_col}, 1) = '{{'"
+    canon = f"IF({obj}, {value}, COALESCE({key_col}, ''))"
+    tools = f"({obj} AND CAST(RIGHT({key_col}, 5) AS BINARY) = 'true}}')"
+    base = f"COALESCE({base_col}, '')"
+    positive = f"COALESCE({tokens}, 0) > 0"
+    m_extra = (f"IF({tools}, IF({positive}, CONCAT('{{\"is_tools\": true, \"max_tokens\": ', {tokens}, '}}'), "
+               f"'{{\"is_tools\": true}}'), IF({positive}, CONCAT('{{\"max_tokens\": ', {tokens}, '}}'), '{{}}'))")
+    if key == ("id",):
+        # The row numbers from a narrow page of ids (a window over the whole rows would sort their keys too).
+        numbered = ("FROM (SELECT `id`, ROW_NUMBER() OVER (ORDER BY `id`) AS `rn` FROM `tenant_llm` l WHERE {cond}) r "
+                    "STRAIGHT_JOIN `tenant_llm` l ON l.`id` = r.`id`")
+        number = "%s + r.`rn`"
+    else:
+        numbered, number = "FROM `tenant_llm` l", f"%s + ROW_NUMBER() OVER (ORDER BY {order})"
     select = (
-        f"SELECT %s + ROW_NUMBER() OVER (ORDER BY {order}), {'l.`id`' if key == ('id',) else 'NULL'}, "
-        f"{col['tenant_id']}, {col['llm_factory']}, {col['llm_name']}, {col['model_type']}, {col['api_key']}, "
-        f"{col['api_base']}, {col['max_tokens']}, {col['status']}, "
-        f"IF({col['status']} COLLATE utf8mb4_bin IN ('1', 'active', 'enable'), 1, 0), "
-        f"IF({fast}, {canonical.identity_sql(canon, base)}, UNHEX(REPEAT('0', 32))), 0, "
-        f"IF({fast}, IF(COALESCE({col['max_tokens']}, 0) > 0, CONCAT('{{\"max_tokens\": ', {col['max_tokens']}, '}}'), "
-        f"'{{}}'), ''), IF({fast} AND {base} <> '', CONCAT('{{\"base_url\": \"', {base}, '\"}}'), ''), 0, "
-        f"{'p.`id`' if provider else 'NULL'}, IF({fast}, 1, 0) FROM `tenant_llm` l{provider}"
+        f"SELECT {number}, {'l.`id`' if key == ('id',) else 'NULL'}, "
+        f"{col['tenant_id']}, {col['llm_factory']}, {col['llm_name']}, {col['model_type']}, {key_col}, "
+        f"{base_col}, {tokens}, {col['status']}, "
+        f"IF(CAST({col['status']} AS BINARY) IN ('1', 'active', 'enable'), 1, 0), "
+        f"{canonical.identity_sql(canon, base)}, IF({obj} AND CAST(RIGHT({key_col}, 2) AS BINARY) = 'e}}', 1, 0), "
+        f"{m_extra}, IF(CHAR_LENGTH({base}) > 0, CONCAT('{{\"base_url\": \"', {base}, '\"}}'), ''), 0, "
+        f"{'p.`id`' if provider else 'NULL'}, IF({fast}, 1, 0) " + numbered + provider
     )
     insert = render("INSERT INTO {t} (", t=LLM) + ", ".join(sqlkit.dialect.quote(c) for c in _LLM_COLUMNS) + ") "
     total = int(sqlkit.scalar(conn, "SELECT COUNT(*) FROM `tenant_llm`") or 0)
@@ -146,7 +188,8 @@ def build_llm(ctx: Any, step: str, meta: Meta, *, batch: int) -> dict[str, Any]:
     first = key[0]
     for after, upto in sqlkit.key_ranges(conn, "tenant_llm", first, max(batch, 20000)):
         cond, args = sqlkit.range_condition(f"l.{sqlkit.dialect.quote(first)}", after, upto)
-        n = sqlkit.logged(ctx, step, insert + select + " WHERE " + cond, (seq, *args))
+        sql = insert + select.replace("{cond}", cond) if key == ("id",) else insert + select + " WHERE " + cond
+        n = sqlkit.logged(ctx, step, sql, (seq, *args))
         seq += n
         progress.advance(n)
         ctx.checkpoint()

@@ -10,8 +10,16 @@ from ragflow_migrate.data.sqlkit import Meta
 KEYS = [None, "", "sk-A", "SK-a", "sk-a ", "9abc", "ünï-key", "key with space", " sk-lead", "\tsk", "{", "{broken",
         '{"api_key": "sk-A", "is_tools": true}', '  {"api_key": "sk-A"}', '{"ark_api_key": "k", "is_tools": true}',
         "[1,2]", '"quoted"', "back\\slash", "emoji-😀", "k" * 700,
-        '{"api_key": "\\ud800"}', '{"api_key": "a", "api_key": "b"}']
-BASES = [None, "", "http://h:1", 'http://h/"q"', "http://h/back\\slash", "http://h/\x01", "http://ünï/😀"]
+        '{"api_key": "\\ud800"}', '{"api_key": "a", "api_key": "b"}',
+        # key objects as RAGFlow writes them (staged by the server), and near misses (Python's)
+        '{"api_key": "sk-B"}', '{"api_key": "sk-C", "is_tools": false}', '{"api_key": "a%b_c"}', '{"api_key": ""}',
+        '{"api_key": " "}', '{"api_key": "ünï😀 "}', '{"api_key": "x\x01"}', '{"api_key": "x\x7f"}',
+        '{"api_key": "x\u0085"}', '{"api_key": "x\\\\y"}', '{"api_key": "x\\"y"}', '{"API_KEY": "x"}',
+        '{"api_key": "x"} ', '{"api_key": "x"}\n', '{"api_key": "x", "is_tools": TRUE}',
+        '{"api_key": "x", "is_tools": true, "z": 1}', '{"api_key": "x", "is_tools": true} ',
+        '{"api_key": "x","is_tools": true}', '{"api_key":"x"}', '{"api_key": "x", "b": "y"}', "  "]
+BASES = [None, "", "http://h:1", 'http://h/"q"', "http://h/back\\slash", "http://h/\x01", "http://ünï/😀", "  ",
+         "http://h/ "]
 
 
 def test_fast_path_agrees_with_canonical(legacy):
@@ -34,7 +42,7 @@ def test_fast_path_agrees_with_canonical(legacy):
                 canonical.instance_extra(base), int(canonical.looks_like_broken_json(key)))
         assert (valid, bytes(ikey), tools, m_extra, inst_extra, broken) == want, (key, base, how)
         fast += how == 1
-    assert fast >= 20  # plain keys with plain base URLs took the server's path
+    assert fast >= 60  # plain keys and RAGFlow's key objects with plain base URLs took the server's path
 
 
 def test_instances_fast_path_agrees(legacy):
