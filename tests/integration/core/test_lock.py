@@ -175,10 +175,10 @@ db.query(work, "SELECT SLEEP(%s)", (int(sys.argv[2]),))
 """
 
 
-def _kill_mid_statement(database, name: str, seconds: float) -> float:
+def _kill_mid_statement(database, name: str, seconds: float, env: dict | None = None) -> float:
     """Start a runner that takes the lock and runs a ``seconds``-long statement, SIGKILL it while the
     statement runs; return when its statement will end (monotonic)."""
-    env = {**database.env, "POD_NAME": "pod-killed"}
+    env = {**(env or database.env), "POD_NAME": "pod-killed"}
     child = subprocess.Popen([PYTHON, "-c", _KILLED_RUNNER, name, str(seconds)], env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     assert child.stdout.readline().strip() == "ready", child.stderr.read()
@@ -227,6 +227,23 @@ def test_a_statement_that_outlasts_the_lock_timeout_is_a_lock_timeout_and_frees_
         assert cur.fetchone()[0] == 1
     finally:
         admin.close()
+
+
+def test_a_killed_runners_statement_in_another_database_is_not_awaited(database):
+    """Another RAGFlow database on the same server is another runner's business."""
+    name = f"drain-other-{database.name}"[:64]
+    other = database.server.create_database(f"{database.name}_other"[:64])
+    try:
+        _kill_mid_statement(database, name, 5, env=database.server.env(other))
+        b = AdvisoryLock(settings_for(database, lock_name=name, pod="pod-b", lock_timeout="20", lock_poll="0.5"),
+                         _NullLog(), "run-b")
+        started = time.monotonic()
+        b.acquire()
+        b.release()
+        assert time.monotonic() - started < 3  # the other database's statement runs 4.7 s more
+    finally:
+        time.sleep(5)  # the orphan's statement ends before its database goes
+        database.server.drop_database(other)
 
 
 def test_lock_sessions_and_this_process_are_not_awaited(database):
