@@ -1,4 +1,4 @@
-"""``rm_llm`` on PostgreSQL: the server stages plain keys itself (``base._FAST``), Python the others.
+"""``rm_llm`` on PostgreSQL: the server stages plain keys and key objects itself (``base._STAGE_LLM``), Python the others.
 Both must give what canonical.py gives, row for row, whatever the key, base URL, status and max_tokens."""
 
 from __future__ import annotations

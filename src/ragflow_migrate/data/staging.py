@@ -78,18 +78,16 @@ _FIX_BODY = """
 # Rows the server stages itself, by the rules of canonical.py (checked against it by the tests), with a
 # base URL that JSON would not escape (no '"', '\\' or control character):
 # * a plain key: it starts like a word (an ASCII letter or digit), so it is not JSON;
-# Comparisons are of bytes (CAST AS BINARY: no case folding, no PAD SPACE) and lengths, as Python's.
 # * a key object as RAGFlow writes it (json.dumps' spacing): {"api_key": "<v>"}, optionally with
 #   "is_tools": true or false after it, <v> without '"', '\\' or control characters, so without
 #   escapes: <v> is the key itself. Recognised by cutting, not parsing: <v> runs from character 14 to
 #   the first '"', and what follows must be one of the three endings, byte for byte.
+# Comparisons are of bytes (CAST AS BINARY: no case folding, no PAD SPACE) and lengths, as Python's.
 # The other rows go through Python (_compute_slow_rows), which also overwrites what the copy wrote.
 _PLAIN = ("({key} IS NULL OR {key} = '' OR ASCII({key}) BETWEEN 48 AND 57 OR ASCII({key}) BETWEEN 65 AND 90 "
           "OR ASCII({key}) BETWEEN 97 AND 122)")
 _BASE_CLEAN = ("(COALESCE(CHAR_LENGTH({base}), 0) = 0 OR (LOCATE('\"', {base}) = 0 AND LOCATE('\\\\', {base}) = 0 "
                "AND {base} NOT REGEXP '[[:cntrl:]]'))")
-#: A plain key with a clean base URL (instances: their stored key; the base URL is in ``extra``).
-_FAST = f"({_PLAIN} AND {_BASE_CLEAN})"
 _KEY_PREFIX = '{"api_key": "'
 _KEY_ENDINGS = ('"}', '", "is_tools": true}', '", "is_tools": false}')  # shapes 1, 2, 3
 
@@ -167,11 +165,11 @@ def build_llm(ctx: Any, step: str, meta: Meta, *, batch: int) -> dict[str, Any]:
                f"'{{\"is_tools\": true}}'), IF({positive}, CONCAT('{{\"max_tokens\": ', {tokens}, '}}'), '{{}}'))")
     if key == ("id",):
         # The row numbers from a narrow page of ids (a window over the whole rows would sort their keys too).
-        numbered = ("FROM (SELECT `id`, ROW_NUMBER() OVER (ORDER BY `id`) AS `rn` FROM `tenant_llm` l WHERE {cond}) r "
-                    "STRAIGHT_JOIN `tenant_llm` l ON l.`id` = r.`id`")
+        source = ("FROM (SELECT `id`, ROW_NUMBER() OVER (ORDER BY `id`) AS `rn` FROM `tenant_llm` l WHERE {cond}) r "
+                  "STRAIGHT_JOIN `tenant_llm` l ON l.`id` = r.`id`" + provider)
         number = "%s + r.`rn`"
     else:
-        numbered, number = "FROM `tenant_llm` l", f"%s + ROW_NUMBER() OVER (ORDER BY {order})"
+        source, number = "FROM `tenant_llm` l" + provider + " WHERE {cond}", f"%s + ROW_NUMBER() OVER (ORDER BY {order})"
     select = (
         f"SELECT {number}, {'l.`id`' if key == ('id',) else 'NULL'}, "
         f"{col['tenant_id']}, {col['llm_factory']}, {col['llm_name']}, {col['model_type']}, {key_col}, "
@@ -179,7 +177,7 @@ def build_llm(ctx: Any, step: str, meta: Meta, *, batch: int) -> dict[str, Any]:
         f"IF(CAST({col['status']} AS BINARY) IN ('1', 'active', 'enable'), 1, 0), "
         f"{canonical.identity_sql(canon, base)}, IF({obj} AND CAST(RIGHT({key_col}, 2) AS BINARY) = 'e}}', 1, 0), "
         f"{m_extra}, IF(CHAR_LENGTH({base}) > 0, CONCAT('{{\"base_url\": \"', {base}, '\"}}'), ''), 0, "
-        f"{'p.`id`' if provider else 'NULL'}, IF({fast}, 1, 0) " + numbered + provider
+        f"{'p.`id`' if provider else 'NULL'}, IF({fast}, 1, 0) " + source
     )
     insert = render("INSERT INTO {t} (", t=LLM) + ", ".join(sqlkit.dialect.quote(c) for c in _LLM_COLUMNS) + ") "
     total = int(sqlkit.scalar(conn, "SELECT COUNT(*) FROM `tenant_llm`") or 0)
@@ -188,8 +186,7 @@ def build_llm(ctx: Any, step: str, meta: Meta, *, batch: int) -> dict[str, Any]:
     first = key[0]
     for after, upto in sqlkit.key_ranges(conn, "tenant_llm", first, max(batch, 20000)):
         cond, args = sqlkit.range_condition(f"l.{sqlkit.dialect.quote(first)}", after, upto)
-        sql = insert + select.replace("{cond}", cond) if key == ("id",) else insert + select + " WHERE " + cond
-        n = sqlkit.logged(ctx, step, sql, (seq, *args))
+        n = sqlkit.logged(ctx, step, insert + select.replace("{cond}", cond), (seq, *args))
         seq += n
         progress.advance(n)
         ctx.checkpoint()
@@ -250,7 +247,7 @@ def build_instances(ctx: Any, step: str, meta: Meta, *, batch: int) -> int:
     if not meta.has_table("tenant_model_instance"):
         return 0
     # Plain keys and an extra without base URL or region (what the migration writes) on the server ...
-    fast = _FAST.format(key="i.`api_key`", base="NULL") + " AND i.`extra` IN ('', '{}')"
+    fast = _PLAIN.format(key="i.`api_key`") + " AND i.`extra` IN ('', '{}')"
     count = sqlkit.logged(ctx, step, render(
         "INSERT INTO {t} (`id`, `provider_id`, `instance_name`, `ikey`, `is_default`, `intl`) ", t=INST)
         + "SELECT i.`id`, i.`provider_id`, i.`instance_name`, " + canonical.identity_sql("i.`api_key`", "''")

@@ -37,6 +37,14 @@ def statement_tag(role: str, token: str = PROCESS_TOKEN) -> str:
     return f"/* {PROGRAM_NAME} {role} {token} */ " if token else f"/* {PROGRAM_NAME} {role} "
 
 
+def untagged(statement: Any) -> str:
+    """A statement as it was written: without the comment :func:`statement_tag` put before it."""
+    text = statement.decode("utf-8", "replace") if isinstance(statement, bytes) else str(statement or "")
+    if text.startswith(f"/* {PROGRAM_NAME} ") and " */ " in text:
+        text = text.split(" */ ", 1)[1]
+    return text
+
+
 class Connection(pymysql.connections.Connection):
     """pymysql's connection, escaping bound strings with :func:`dialect.escape_string` (pymysql's
     cursors escape every bound value with :meth:`escape`; anything but a ``str`` keeps its own)."""

@@ -41,14 +41,6 @@ _HOLDER_DDL = f"""CREATE TABLE IF NOT EXISTS {dialect.quote(HOLDER_TABLE)} (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"""
 
 
-def _untagged(statement: Any) -> str:
-    """A statement as it was written, without the session tag of :func:`db.statement_tag`."""
-    text = statement.decode("utf-8", "replace") if isinstance(statement, bytes) else str(statement or "")
-    if text.startswith("/* ") and " */ " in text:
-        text = text.split(" */ ", 1)[1]
-    return text
-
-
 class AdvisoryLock(RunLock):
     """``with AdvisoryLock(settings, log, run_id) as lock: ... lock.verify() ...``"""
 
@@ -120,7 +112,7 @@ class AdvisoryLock(RunLock):
             "AND INFO NOT LIKE %s",
             (db.statement_tag("work", token="") + "%", db.statement_tag("work") + "%"),
         )
-        return [{"id": int(r[0]), "time_s": int(r[1] or 0), "statement": _untagged(r[2])} for r in rows]
+        return [{"id": int(r[0]), "time_s": int(r[1] or 0), "statement": db.untagged(r[2])} for r in rows]
 
     def close(self) -> None:
         db.close_quietly(self.conn)

@@ -282,8 +282,9 @@ _LLM_COLUMNS = ("seq", "src_id", "tenant_id", "llm_factory", "llm_name", "model_
 def build_llm(ctx: Any, step: str, meta: PgMeta, *, batch: int) -> dict[str, Any]:
     """``rm_llm``: every ``tenant_llm`` row (primary-key order; ``(tenant_id, llm_factory, llm_name)``
     on schemas ≤ v0.24, D5) with its identity and flags from :mod:`canonical`, and its provider
-    attached. The server stages the plain keys itself (:data:`_FAST`), a page of ids at a time; the
-    other rows (JSON keys, odd base URLs) are computed in Python (:func:`_compute_slow_rows`)."""
+    attached. The server stages plain keys and RAGFlow's key objects itself (:data:`_STAGE_LLM`), a page
+    of ids at a time; the other rows (other JSON keys, odd base URLs) are computed in Python
+    (:func:`_compute_slow_rows`)."""
     conn = ctx.conn
     fingerprint = _llm_fingerprint(conn, meta)
     cached = ctx.extras.get(LLM_CACHE)
